@@ -1,0 +1,1 @@
+"""Training recipes for the bundled victims, and the zoo of trained weights."""

@@ -1,0 +1,95 @@
+"""Turn a training run into a bundled zoo victim, its clean score measured by `rlattack eval`.
+
+    python -m agents.export --run-dir runs/pong-dqn --name pong-dqn --episodes 10
+
+Copies the weights, writes `meta.json` from the run record, then runs
+`rlattack eval --agent NAME --attack none` on whole games and stores that command's summary
+(and the command itself) as the victim's clean score. No score is written any other way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from agents.zoo import ZOO
+from rlattack.envs import make_vector_env
+from rlattack.files import write_json
+
+
+@dataclass
+class Args:
+    run_dir: Path
+    """training run folder with weights.safetensors and run.json"""
+    name: str
+    """zoo name of the victim, e.g. pong-dqn"""
+    episodes: int = 10
+    """whole games for the clean score"""
+    envs: int = 5
+    """envs the clean evaluation runs in parallel"""
+    note: str = ""
+    """shown by `rlattack zoo`, e.g. why a victim is weaker than its bar"""
+
+
+def main(args: Args) -> None:
+    record = json.loads((args.run_dir / "run.json").read_text())
+    env = make_vector_env(record["game"], 1)
+    n_actions = int(env.single_action_space.n)
+    env.close()
+    target = ZOO / args.name
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run_dir / "weights.safetensors", target / "weights.safetensors")
+    meta = {
+        "game": record["game"],
+        "algorithm": record["algorithm"],
+        "network": record["network"],
+        "n_actions": n_actions,
+        "seed": record["seed"],
+        "frames": record["frames"],
+        "timesteps": record["timesteps"],
+        "wall_seconds": record["wall_seconds"],
+        "hardware": record["hardware"],
+        "command": record["command"],
+        "resumed_with": record.get("resumed_with", []),
+        "note": args.note,
+    }
+    write_json(target / "meta.json", meta)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "clean.json"
+        command = [
+            "rlattack",
+            "eval",
+            "--agent",
+            args.name,
+            "--attack",
+            "none",
+            "--episodes",
+            str(args.episodes),
+            "--envs",
+            str(args.envs),
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+        ]
+        subprocess.run([*command, "--json", str(out), "--no-progress"], check=True, stdout=sys.stderr)
+        summary = json.loads(out.read_text())["summary"]
+    meta["clean_score"] = {
+        "return_mean": summary["return_mean"],
+        "return_std": summary["return_std"],
+        "episodes": summary["episodes"],
+        "command": " ".join(command),
+    }
+    write_json(target / "meta.json", meta)
+    print(json.dumps(meta["clean_score"]))
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

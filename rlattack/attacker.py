@@ -1,0 +1,86 @@
+"""The attacker in the loop: what the agent sees each step, shared by the runner and the wrappers.
+
+It keeps, per env, the stack of frames as the agent saw them. With the `stack` threat surface
+every step starts from the clean stack; with `frame` only the newest frame is perturbed and the
+older ones stay as they were seen (perturbed or not) until they leave the stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rlattack.attacks.base import Attack
+from rlattack.policies import Policy
+from rlattack.schedules import EveryStep, Schedule
+
+
+@dataclass
+class Step:
+    """One step's outcome for the envs that were asked about (numpy, on the CPU)."""
+
+    seen: Tensor
+    """(K, *obs_shape) floats in [0, 1]: what the agent saw"""
+    action: np.ndarray
+    """(K,) the action the agent takes"""
+    clean_action: np.ndarray
+    """(K,) the action it would take on the clean observation"""
+    attacked: np.ndarray
+    """(K,) bool: whether an attack ran on this env's observation"""
+    linf: np.ndarray
+    l2: np.ndarray
+    l0: np.ndarray
+    """(K,) effective norms of the perturbation (0 where not attacked)"""
+
+
+class Attacker:
+    """Applies `attack` under `schedule` to batches of uint8 observations; one attack call per step."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        attack: Attack | None,
+        schedule: Schedule | None = None,
+        num_envs: int = 1,
+    ) -> None:
+        self.policy = policy
+        self.attack = attack
+        self.schedule = schedule or EveryStep()
+        self.frame_surface = attack is not None and attack.surface == "frame"
+        self.seen = torch.zeros(num_envs, *policy.obs_shape, device=policy.device)
+
+    def observe(self, obs: np.ndarray, new_game: np.ndarray, steps: np.ndarray, envs: np.ndarray) -> Step:
+        """Decide what envs `envs` (indices) see and do, given their clean uint8 observations.
+
+        `new_game[i]` says env `envs[i]` just started a game, `steps[i]` its step in the game.
+        """
+        device = self.policy.device
+        envs_t = torch.as_tensor(envs, device=device)
+        clean = torch.as_tensor(obs, device=device).float() / 255.0
+        seen = clean
+        if self.frame_surface:
+            seen = torch.cat([self.seen[envs_t, 1:], clean[:, -1:]], dim=1)
+            fresh = torch.as_tensor(new_game, device=device)
+            seen[fresh] = clean[fresh]
+        k = len(envs)
+        attacked = np.zeros(k, dtype=bool) if self.attack is None else self.schedule(steps)
+        action = torch.empty(k, dtype=torch.long, device=device)
+        clean_action = torch.empty_like(action)
+        norms = torch.zeros(3, k, device=device)
+        hit = torch.as_tensor(attacked, device=device)
+        if attacked.any():
+            result = self.attack(self.policy, seen[hit])
+            seen[hit] = result.adv
+            action[hit] = result.adv_action
+            clean_action[hit] = result.clean_action
+            norms[:, hit] = torch.stack([result.linf, result.l2, result.l0])
+        if not attacked.all():
+            with torch.no_grad():
+                action[~hit] = clean_action[~hit] = self.policy(seen[~hit]).argmax(dim=1)
+        if self.frame_surface:
+            self.seen[envs_t] = seen
+        linf, l2, l0 = norms.cpu().numpy()
+        return Step(seen, action.cpu().numpy(), clean_action.cpu().numpy(), attacked, linf, l2, l0)

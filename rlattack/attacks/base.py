@@ -1,0 +1,185 @@
+"""What every attack shares: input checks, the threat surface, clipping, rounding, norms.
+
+Units follow the papers: observations are floats in [0, 1] (pixels / 255) and `eps` is on that
+scale, so `eps=1/255` is one gray level. The reported norms are those of the perturbation that
+reaches the policy, after clipping and (with `quantize=True`) rounding to uint8 frames.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rlattack.errors import UserInputError
+from rlattack.policies import Policy
+
+Norm = Literal["inf", "2", "1"]
+Surface = Literal["stack", "frame"]
+NORMS: tuple[str, ...] = ("inf", "2", "1")
+SURFACES: tuple[str, ...] = ("stack", "frame")
+
+
+@dataclass
+class AttackResult:
+    """A batch of attacked observations and what they did to the policy; every field has N rows."""
+
+    adv: Tensor
+    """(N, *obs_shape) adversarial observations, floats in [0, 1] unless unbounded"""
+    clean_action: Tensor
+    """(N,) greedy action on the clean observation"""
+    adv_action: Tensor
+    """(N,) greedy action on the adversarial observation"""
+    linf: Tensor
+    """(N,) effective L-inf norm of adv - x"""
+    l2: Tensor
+    """(N,) effective L2 norm of adv - x"""
+    l0: Tensor
+    """(N,) number of features that changed"""
+
+    @property
+    def changed(self) -> Tensor:
+        """(N,) whether the attack changed the greedy action."""
+        return self.adv_action != self.clean_action
+
+
+def check_eps(eps: float) -> float:
+    """eps must be a finite number >= 0."""
+    if not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise UserInputError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
+def surface_mask(x: Tensor, surface: Surface) -> Tensor:
+    """1 on the features the attacker may change, broadcastable to `x`.
+
+    `frame` allows only the newest frame of a `(N, C, H, W)` stack (the last channel).
+    """
+    if surface == "stack":
+        return torch.ones((1,) * x.ndim, dtype=x.dtype, device=x.device)
+    if x.ndim != 4:
+        raise UserInputError(f"surface 'frame' needs (N, C, H, W) stacks, got shape {tuple(x.shape)}")
+    mask = torch.zeros(1, x.shape[1], 1, 1, dtype=x.dtype, device=x.device)
+    mask[:, -1] = 1
+    return mask
+
+
+def loss_gradient(policy: Policy, x: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The direction that hurts the policy most, and the clean logits of the same forward pass.
+
+    Untargeted: ascend the cross-entropy between softmax(logits) and the clean greedy action
+    (Huang et al. 2017; for DQN the logits are Q-values). Targeted: descend it towards `target`.
+    `reduction="sum"` keeps each sample's gradient independent of the batch.
+    """
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        logits = policy(x)
+        if target is None:
+            loss = F.cross_entropy(logits, logits.detach().argmax(dim=1), reduction="sum")
+        else:
+            loss = -F.cross_entropy(logits, target, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad.detach(), logits.detach()
+
+
+def norm_step(g: Tensor, x: Tensor, eps: float, norm: Norm, mask: Tensor) -> Tensor:
+    """The perturbation of budget `eps` along direction `g`, on the features `mask` allows.
+
+    d is the number of changeable features per sample. L-inf: eps * sign(g). L2: norm
+    eps * sqrt(d) along g. L1: a total change of eps * d spent on the largest-|g| features, each
+    moved as far as [0, 1] lets it go in the sign of its gradient, so no budget is lost to
+    clipping; the budget is met exactly whenever that much room exists.
+    """
+    g = g * mask
+    flat = g.flatten(1)
+    d = float(mask.expand_as(x[:1]).sum())
+    if norm == "inf":
+        return eps * g.sign()
+    if norm == "2":
+        length = flat.norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (g.ndim - 1)))
+        return eps * math.sqrt(d) * g / length * (length > 1e-12)
+    if norm == "1":
+        room = torch.where(flat > 0, 1 - x.flatten(1), x.flatten(1)).clamp_min(0)
+        room = room * (flat != 0)
+        order = flat.abs().argsort(dim=1, descending=True)
+        room_sorted = room.gather(1, order)
+        spent_before = room_sorted.cumsum(dim=1) - room_sorted
+        take = (eps * d - spent_before).clamp(min=0).minimum(room_sorted)
+        amount = torch.zeros_like(flat).scatter_(1, order, take)
+        return (amount * flat.sign()).view_as(g)
+    raise UserInputError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+class Attack(ABC):
+    """An observation attack: subclasses say how to perturb, this class checks and finishes.
+
+    Args:
+        eps: budget on the [0, 1] scale (see `norm_step` for what it means per norm).
+        norm: "inf", "2" or "1".
+        surface: "stack" (the whole stacked observation) or "frame" (the newest frame only).
+        quantize: round the result to valid uint8 frames (k / 255); norms are measured after.
+        bounds: the valid input range, (0, 1) for images; None leaves inputs unclipped (for
+            non-image models and the textbook examples).
+    """
+
+    targeted: bool = False
+
+    def __init__(
+        self,
+        eps: float,
+        norm: Norm = "inf",
+        surface: Surface = "stack",
+        quantize: bool = False,
+        bounds: tuple[float, float] | None = (0.0, 1.0),
+    ) -> None:
+        self.eps = check_eps(eps)
+        if norm not in NORMS:
+            raise UserInputError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+        if surface not in SURFACES:
+            raise UserInputError(f"unknown surface {surface!r}; choose one of {', '.join(SURFACES)}")
+        self.norm = norm
+        self.surface = surface
+        self.quantize = quantize
+        self.bounds = bounds
+
+    @abstractmethod
+    def perturb(
+        self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Return the raw perturbation (before clipping) and the clean logits."""
+
+    def __call__(self, policy: Policy, x: Tensor, target: Tensor | None = None) -> AttackResult:
+        """Attack a batch `x` of shape `(N, *policy.obs_shape)`; `target` is `(N,)` actions."""
+        if x.ndim < 2 or tuple(x.shape[1:]) != policy.obs_shape:
+            raise UserInputError(
+                f"observations of shape {tuple(x.shape)} do not fit {policy.name}, "
+                f"which expects (N, {', '.join(map(str, policy.obs_shape))})"
+            )
+        if not x.is_floating_point():
+            raise UserInputError("attacks take float observations in [0, 1]; divide uint8 by 255")
+        if target is not None and (
+            target.shape != x.shape[:1] or target.min() < 0 or target.max() >= policy.n_actions
+        ):
+            raise UserInputError(f"target must be (N,) actions in [0, {policy.n_actions})")
+        delta, clean_logits = self.perturb(policy, x, surface_mask(x, self.surface), target)
+        adv = x + delta
+        if self.bounds is not None:
+            adv = adv.clamp(*self.bounds)
+        if self.quantize:
+            adv = torch.round(adv * 255) / 255
+        with torch.no_grad():
+            adv_action = policy(adv).argmax(dim=1)
+        change = (adv - x).flatten(1)
+        return AttackResult(
+            adv=adv,
+            clean_action=clean_logits.argmax(dim=1),
+            adv_action=adv_action,
+            linf=change.abs().amax(dim=1),
+            l2=change.norm(dim=1),
+            l0=(change != 0).sum(dim=1).to(x.dtype),
+        )

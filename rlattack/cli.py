@@ -1,0 +1,169 @@
+"""The `rlattack` command. Bad user input prints one line and exits with status 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+
+from rlattack.attacks import ATTACKS, build_attack
+from rlattack.errors import UserInputError
+from rlattack.files import write_json
+from rlattack.policies import Policy, load_policy
+from rlattack.report import plot_comparison, print_table, summary_table
+from rlattack.runner import evaluate
+from rlattack.schedules import parse_schedule
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Adversarial attacks on deep RL policies for Atari.",
+)
+
+Agent = Annotated[str, typer.Option(help="zoo name, sb3:PATH.zip or torch:PATH (TorchScript)")]
+Game = Annotated[str | None, typer.Option(help="ALE game; defaults to a zoo victim's own")]
+NormOpt = Annotated[str, typer.Option(help="inf, 2 or 1")]
+Episodes = Annotated[int, typer.Option(help="whole games to play")]
+Envs = Annotated[int, typer.Option(help="envs played in parallel; games are split across them")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+Seed = Annotated[int, typer.Option(help="seed of the envs and of random attacks")]
+SurfaceOpt = Annotated[str, typer.Option(help="stack (whole observation) or frame (newest frame)")]
+Quantize = Annotated[bool, typer.Option(help="round attacked frames to uint8 gray levels")]
+ScheduleOpt = Annotated[str, typer.Option(help="every, every:N or prob:P")]
+Progress = Annotated[bool, typer.Option(help="show a progress bar")]
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") or (name == "cuda" and not torch.cuda.is_available()):
+        raise UserInputError(f"device {name!r} is not available here (use auto, cpu or cuda)")
+    return name
+
+
+def _policy_and_game(agent: str, game: str | None, device: str) -> tuple[Policy, str]:
+    policy = load_policy(agent, _device(device))
+    if game is None:
+        from agents.zoo import victims
+
+        zoo_game = {v.name: v.game for v in victims()}.get(agent)
+        if zoo_game is None:
+            raise UserInputError(f"--game is needed for {agent} (only zoo victims know their game)")
+        game = zoo_game
+    return policy, game
+
+
+def _setting(attack: str, norm: str, eps: float, schedule: str) -> str:
+    if attack == "none":
+        return "clean"
+    when = "" if schedule == "every" else f" {schedule}"
+    return f"{attack} L{norm} eps={eps:g}{when}"
+
+
+@app.command()
+def zoo() -> None:
+    """List the bundled victims and their clean scores measured by `rlattack eval`."""
+    from rich.table import Table
+
+    from agents.zoo import victims
+
+    table = Table(title="rlattack zoo")
+    for column in ("name", "game", "algorithm", "training frames", "clean score", "note"):
+        table.add_column(column)
+    for v in victims():
+        s = v.clean_score
+        shown = "not measured"
+        if s:
+            shown = f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
+        table.add_row(v.name, v.game, v.algorithm, f"{v.frames:,}", shown, v.meta.get("note", ""))
+    print_table(table)
+
+
+@app.command("eval")
+def eval_(
+    agent: Agent,
+    attack: Annotated[str, typer.Option(help=", ".join(ATTACKS))] = "none",
+    norm: NormOpt = "inf",
+    eps: Annotated[float, typer.Option(help="budget on the [0, 1] scale (1/255 = one gray level)")] = 0.0,
+    episodes: Episodes = 10,
+    envs: Envs = 1,
+    device: Device = "auto",
+    seed: Seed = 0,
+    game: Game = None,
+    surface: SurfaceOpt = "stack",
+    quantize: Quantize = False,
+    schedule: ScheduleOpt = "every",
+    json_path: Annotated[Path | None, typer.Option("--json", help="write summary and games here")] = None,
+    progress: Progress = True,
+) -> None:
+    """Play whole games with the agent under attack and print what it lost."""
+    built = build_attack(attack, eps, norm, surface, quantize, seed)  # type: ignore[arg-type]
+    when = parse_schedule(schedule, seed)
+    if envs < 1:
+        raise UserInputError(f"--envs must be >= 1, got {envs}")
+    policy, game = _policy_and_game(agent, game, device)
+    result = evaluate(policy, game, built, when, episodes, envs, seed, progress)
+    label = _setting(attack, norm, eps, schedule)
+    print_table(summary_table([(label, result.summary)], title=f"{agent} on {game}"))
+    if json_path is not None:
+        config: dict[str, Any] = {
+            "agent": agent,
+            "game": game,
+            "attack": attack,
+            "norm": norm,
+            "eps": eps,
+            "surface": surface,
+            "quantize": quantize,
+            "schedule": schedule,
+            "envs": envs,
+            "seed": seed,
+            "device": str(policy.device),
+        }
+        write_json(json_path, {"config": config, **result.to_dict()})
+
+
+@app.command()
+def compare(
+    agent: Agent,
+    attack: Annotated[str, typer.Option(help=", ".join(ATTACKS[1:]))] = "fgsm",
+    norm: NormOpt = "inf",
+    eps: Annotated[list[float] | None, typer.Option(help="budgets; repeat the option")] = None,
+    episodes: Episodes = 2,
+    envs: Envs = 2,
+    device: Device = "auto",
+    seed: Seed = 0,
+    game: Game = None,
+    surface: SurfaceOpt = "stack",
+    quantize: Quantize = False,
+    out: Annotated[Path, typer.Option(help="folder for compare.json and compare.png")] = Path("demo"),
+    progress: Progress = True,
+) -> None:
+    """Clean play against the same games under attack at each eps: a table and a plot."""
+    attacks = [("clean", None)] + [
+        (_setting(attack, norm, e, "every"), build_attack(attack, e, norm, surface, quantize, seed))  # type: ignore[arg-type]
+        for e in eps or [1 / 255, 4 / 255]
+    ]
+    policy, game = _policy_and_game(agent, game, device)
+    rows = []
+    for label, built in attacks:
+        result = evaluate(policy, game, built, None, episodes, envs, seed, progress)
+        rows.append((label, result.summary))
+        print(f"{label}: {result.summary['return_mean']:.2f}", file=sys.stderr)
+    print_table(summary_table(rows, title=f"{agent} on {game}, {episodes} games each"))
+    table = [{"setting": label, "summary": summary} for label, summary in rows]
+    write_json(out / "compare.json", {"agent": agent, "game": game, "rows": table})
+    plot_comparison(rows, out / "compare.png", title=f"{agent} on {game}: clean vs {attack} L{norm}")
+    print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2."""
+    try:
+        app()  # usage errors (unknown option, non-numeric value) exit with status 2 inside
+    except UserInputError as e:
+        print(f"rlattack: error: {e}", file=sys.stderr)
+        sys.exit(2)

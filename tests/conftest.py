@@ -1,0 +1,72 @@
+"""Small models and SB3 checkpoints shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from rlattack.policies import Policy
+
+SMALL_SHAPE = (4, 8, 8)
+
+
+def tiny_net(n_actions: int = 3, seed: int = 0) -> nn.Module:
+    """A conv net small enough for property tests, shaped like an Atari policy."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(4, 6, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 6 * 6, 16),
+        nn.Tanh(),
+        nn.Linear(16, n_actions),
+    )
+
+
+@pytest.fixture
+def tiny_policy() -> Policy:
+    return Policy(tiny_net().double(), n_actions=3, obs_shape=SMALL_SHAPE, input_scale=1.0)
+
+
+class Logistic(nn.Module):
+    """Two actions whose softmax is the logistic model sigmoid(w . x) for action 1."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x @ self.w
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+@pytest.fixture(scope="session")
+def sb3_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Freshly initialised SB3 Atari models of each supported algorithm, saved as `.zip`."""
+    from sb3_contrib import QRDQN, TRPO
+    from stable_baselines3 import A2C, DQN, PPO
+
+    from rlattack.envs import Sb3VecEnv
+
+    folder = tmp_path_factory.mktemp("sb3")
+    paths = {}
+    for name, cls, kwargs in [
+        ("dqn", DQN, {"buffer_size": 10}),
+        ("qrdqn", QRDQN, {"buffer_size": 10}),
+        ("ppo", PPO, {"n_steps": 8, "batch_size": 8}),
+        ("a2c", A2C, {"n_steps": 8}),
+        ("trpo", TRPO, {"n_steps": 8, "batch_size": 8}),
+    ]:
+        env = Sb3VecEnv("pong", num_envs=1, seed=0)
+        model = cls("CnnPolicy", env, seed=0, device="cpu", **kwargs)
+        paths[name] = folder / f"{name}.zip"
+        model.save(paths[name])
+        env.close()
+    env = Sb3VecEnv("breakout", num_envs=1, seed=0)
+    paths["breakout-dqn"] = folder / "breakout-dqn.zip"
+    DQN("CnnPolicy", env, buffer_size=10, seed=0, device="cpu").save(paths["breakout-dqn"])
+    env.close()
+    return paths

@@ -1,0 +1,99 @@
+"""The `rlattack` command end to end: the contract's JSON fields and status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from rlattack.cli import main
+
+SUMMARY_FIELDS = {
+    "return_mean",
+    "return_std",
+    "episodes",
+    "action_change_rate",
+    "linf_mean",
+    "l2_mean",
+    "l0_mean",
+    "steps_per_s",
+}
+
+
+def run(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["rlattack", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code or 0
+
+
+def test_eval_on_pong_through_the_vector_env(monkeypatch, sb3_models, tmp_path, capsys) -> None:
+    out = tmp_path / "out.json"
+    code = run(
+        monkeypatch,
+        "eval",
+        "--agent",
+        f"sb3:{sb3_models['dqn']}",
+        "--game",
+        "pong",
+        "--attack",
+        "fgsm",
+        "--norm",
+        "inf",
+        "--eps",
+        "0.004",
+        "--episodes",
+        "2",
+        "--envs",
+        "2",
+        "--schedule",
+        "every:2",
+        "--json",
+        str(out),
+        "--no-progress",
+    )
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert SUMMARY_FIELDS <= payload["summary"].keys()
+    assert payload["summary"]["episodes"] == 2 and len(payload["episodes"]) == 2
+    assert payload["summary"]["linf_mean"] == pytest.approx(0.004, rel=1e-4)
+    assert payload["config"]["attack"] == "fgsm"
+    assert "fgsm" in capsys.readouterr().out
+
+
+def test_zoo_lists(monkeypatch, capsys) -> None:
+    assert run(monkeypatch, "zoo") == 0
+    assert "rlattack zoo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agent", "no-such-victim"], "unknown agent 'no-such-victim'"),
+        (["--agent", "sb3:{dqn}", "--game", "Pongg"], "unknown Atari game 'Pongg'"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--eps", "-0.1"], "eps must be"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--eps", "nan"], "eps must be"),
+        (["--agent", "sb3:{junk}", "--game", "pong"], "cannot read SB3 model"),
+        (["--agent", "sb3:{missing}", "--game", "pong"], "no such SB3 model file"),
+        (["--agent", "sb3:{dqn}", "--game", "breakout"], "action-space mismatch"),
+        (["--agent", "sb3:{dqn}"], "--game is needed"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--norm", "3"], "unknown norm"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "deepfool"], "unknown attack"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--envs", "0"], "--envs must be"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(monkeypatch, sb3_models, tmp_path, capsys, args, message):
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"\x00" * 10)
+    paths = {"dqn": sb3_models["dqn"], "junk": junk, "missing": tmp_path / "missing.zip"}
+    out = tmp_path / "never.json"
+    args = [a.format(**paths) for a in args]
+    assert run(monkeypatch, "eval", *args, "--episodes", "1", "--json", str(out), "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and err.startswith("rlattack: error:")
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_unparseable_option_exits_2(monkeypatch, capsys) -> None:
+    assert run(monkeypatch, "eval", "--agent", "x", "--eps", "lots") == 2

@@ -1,0 +1,62 @@
+"""Batched evaluation on Pong: whole games, static split, schedules and norms accounted for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlattack.attacks import FGSM
+from rlattack.errors import UserInputError
+from rlattack.policies import load_sb3
+from rlattack.runner import evaluate, split_episodes
+from rlattack.schedules import EveryN, parse_schedule
+
+
+def test_games_are_split_statically() -> None:
+    assert split_episodes(5, 2).tolist() == [3, 2]
+    assert split_episodes(4, 4).tolist() == [1, 1, 1, 1]
+    assert split_episodes(7, 3).sum() == 7
+
+
+def test_clean_evaluation_counts_whole_games(sb3_models) -> None:
+    result = evaluate(load_sb3(sb3_models["dqn"]), "pong", None, episodes=3, envs=2, progress=False)
+    s = result.summary
+    assert s["episodes"] == 3 and sorted(e.env for e in result.episodes) == [0, 0, 1]
+    assert all(-21 <= e.score <= 21 for e in result.episodes)
+    assert min(e.score for e in result.episodes) < 0  # an untrained agent loses points
+    assert s["attacked_steps"] == 0 and s["action_change_rate"] == 0 and s["l0_mean"] == 0
+    assert s["steps"] == sum(e.length for e in result.episodes) > 0
+
+
+def test_attacked_evaluation_records_schedule_and_norms(sb3_models) -> None:
+    attack = FGSM(2 / 255, surface="frame", quantize=True)
+    result = evaluate(
+        load_sb3(sb3_models["dqn"]), "pong", attack, EveryN(3), episodes=2, envs=2, progress=False
+    )
+    for e in result.episodes:
+        assert e.attacked_steps == -(-e.length // 3)  # steps 0, 3, 6, ... of each game
+        assert e.l0_sum <= 84 * 84 * e.attacked_steps
+    s = result.summary
+    assert s["linf_mean"] == pytest.approx(2 / 255, rel=1e-4)
+    assert 0 < s["l0_mean"] <= 84 * 84
+    assert 0 <= s["action_change_rate"] <= 1
+
+
+def test_same_seed_same_games(sb3_models) -> None:
+    policy = load_sb3(sb3_models["dqn"])
+    runs = [
+        evaluate(policy, "pong", FGSM(1 / 255), EveryN(4), episodes=1, envs=1, seed=3, progress=False)
+        for _ in range(2)
+    ]
+    assert runs[0].episodes == runs[1].episodes
+
+
+def test_bad_requests_are_refused(sb3_models) -> None:
+    policy = load_sb3(sb3_models["dqn"])
+    with pytest.raises(UserInputError, match="at least one episode"):
+        evaluate(policy, "pong", episodes=0)
+    with pytest.raises(UserInputError, match="action-space mismatch"):
+        evaluate(policy, "breakout", episodes=1, progress=False)
+    with pytest.raises(UserInputError, match="bad schedule"):
+        parse_schedule("sometimes")
+    assert parse_schedule("every:4")(np.arange(8)).tolist() == [True, False, False, False] * 2
