@@ -114,7 +114,7 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
         actions[live] = step.action
         obs, reward, terminated, truncated, _ = env.step(actions)
         new_game = terminated | truncated
-        for j, i in enumerate(live):
+        for j, i in enumerate(live.tolist()):
             game = current[i]
             game.score += float(reward[i])
             game.length += 1

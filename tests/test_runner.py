@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,7 @@ def test_clean_evaluation_counts_whole_games(sb3_models) -> None:
     assert min(e.score for e in result.episodes) < 0  # an untrained agent loses points
     assert s["attacked_steps"] == 0 and s["action_change_rate"] == 0 and s["l0_mean"] == 0
     assert s["steps"] == sum(e.length for e in result.episodes) > 0
+    assert json.loads(json.dumps(result.to_dict()))["summary"] == s
 
 
 def test_attacked_evaluation_records_schedule_and_norms(sb3_models) -> None:
