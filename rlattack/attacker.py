@@ -30,6 +30,8 @@ class Step:
     """(K,) the action it would take on the clean observation"""
     attacked: np.ndarray
     """(K,) bool: whether an attack ran on this env's observation"""
+    target: np.ndarray
+    """(K,) the target action of a targeted attack, -1 where there was none"""
     linf: np.ndarray
     l2: np.ndarray
     l0: np.ndarray
@@ -66,9 +68,14 @@ class Attacker:
             fresh = torch.as_tensor(new_game, device=device)
             seen[fresh] = clean[fresh]
         k = len(envs)
-        attacked = np.zeros(k, dtype=bool) if self.attack is None else self.schedule(steps)
+        logits = None
+        if self.attack is not None and self.schedule.needs_logits:
+            with torch.no_grad():
+                logits = self.policy(seen)
+        attacked = np.zeros(k, dtype=bool) if self.attack is None else self.schedule(steps, logits)
         action = torch.empty(k, dtype=torch.long, device=device)
         clean_action = torch.empty_like(action)
+        target = torch.full((k,), -1, dtype=torch.long, device=device)
         norms = torch.zeros(3, k, device=device)
         hit = torch.as_tensor(attacked, device=device)
         if attacked.any():
@@ -76,11 +83,26 @@ class Attacker:
             seen[hit] = result.adv
             action[hit] = result.adv_action
             clean_action[hit] = result.clean_action
-            norms[:, hit] = torch.stack([result.linf, result.l2, result.l0])
+            norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)
+            if result.target is not None:
+                target[hit] = result.target
         if not attacked.all():
-            with torch.no_grad():
-                action[~hit] = clean_action[~hit] = self.policy(seen[~hit]).argmax(dim=1)
+            if logits is None:
+                with torch.no_grad():
+                    logits = self.policy(seen[~hit])
+            else:
+                logits = logits[~hit]
+            action[~hit] = clean_action[~hit] = logits.argmax(dim=1)
         if self.frame_surface:
             self.seen[envs_t] = seen
         linf, l2, l0 = norms.cpu().numpy()
-        return Step(seen, action.cpu().numpy(), clean_action.cpu().numpy(), attacked, linf, l2, l0)
+        return Step(
+            seen,
+            action.cpu().numpy(),
+            clean_action.cpu().numpy(),
+            attacked,
+            target.cpu().numpy(),
+            linf,
+            l2,
+            l0,
+        )

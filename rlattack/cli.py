@@ -33,7 +33,14 @@ Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 Seed = Annotated[int, typer.Option(help="seed of the envs and of random attacks")]
 SurfaceOpt = Annotated[str, typer.Option(help="stack (whole observation) or frame (newest frame)")]
 Quantize = Annotated[bool, typer.Option(help="round attacked frames to uint8 gray levels")]
-ScheduleOpt = Annotated[str, typer.Option(help="every, every:N or prob:P")]
+ScheduleOpt = Annotated[str, typer.Option(help="every, every:N, prob:P or timed:BETA (Lin et al.)")]
+TargetOpt = Annotated[
+    str | None, typer.Option(help="least-likely, random or action:K: makes fgsm/pgd targeted")
+]
+Steps = Annotated[int, typer.Option(help="PGD steps")]
+StepSize = Annotated[float | None, typer.Option(help="PGD step size (default 2.5 * eps / steps)")]
+Theta = Annotated[float, typer.Option(help="JSMA change per feature on the [0, 1] scale (< 0 darkens)")]
+Gamma = Annotated[float, typer.Option(help="JSMA largest fraction of features changed")]
 Progress = Annotated[bool, typer.Option(help="show a progress bar")]
 
 
@@ -57,11 +64,20 @@ def _policy_and_game(agent: str, game: str | None, device: str) -> tuple[Policy,
     return policy, game
 
 
-def _setting(attack: str, norm: str, eps: float, schedule: str) -> str:
+def _setting(
+    attack: str,
+    norm: str,
+    eps: float,
+    schedule: str,
+    target: str | None = None,
+    theta: float = 1.0,
+    gamma: float = 0.1,
+) -> str:
+    """A short row label for tables and plots."""
     if attack == "none":
         return "clean"
-    when = "" if schedule == "every" else f" {schedule}"
-    return f"{attack} L{norm} eps={eps:g}{when}"
+    what = f"jsma theta={theta:g} gamma={gamma:g}" if attack == "jsma" else f"{attack} L{norm} eps={eps:g}"
+    return " ".join([what] + [x for x in (target and f"->{target}", schedule != "every" and schedule) if x])
 
 
 @app.command()
@@ -97,17 +113,34 @@ def eval_(
     surface: SurfaceOpt = "stack",
     quantize: Quantize = False,
     schedule: ScheduleOpt = "every",
+    target: TargetOpt = None,
+    steps: Steps = 10,
+    step_size: StepSize = None,
+    theta: Theta = 1.0,
+    gamma: Gamma = 0.1,
     json_path: Annotated[Path | None, typer.Option("--json", help="write summary and games here")] = None,
     progress: Progress = True,
 ) -> None:
     """Play whole games with the agent under attack and print what it lost."""
-    built = build_attack(attack, eps, norm, surface, quantize, seed)  # type: ignore[arg-type]
+    built = build_attack(
+        attack,
+        eps,
+        norm,
+        surface,
+        quantize,
+        seed,  # type: ignore[arg-type]
+        target=target,
+        steps=steps,
+        step_size=step_size,
+        theta=theta,
+        gamma=gamma,
+    )
     when = parse_schedule(schedule, seed)
     if envs < 1:
         raise UserInputError(f"--envs must be >= 1, got {envs}")
     policy, game = _policy_and_game(agent, game, device)
     result = evaluate(policy, game, built, when, episodes, envs, seed, progress)
-    label = _setting(attack, norm, eps, schedule)
+    label = _setting(attack, norm, eps, schedule, target, theta, gamma)
     print_table(summary_table([(label, result.summary)], title=f"{agent} on {game}"))
     if json_path is not None:
         config: dict[str, Any] = {
@@ -119,6 +152,11 @@ def eval_(
             "surface": surface,
             "quantize": quantize,
             "schedule": schedule,
+            "target": target,
+            "steps": steps,
+            "step_size": step_size,
+            "theta": theta,
+            "gamma": gamma,
             "envs": envs,
             "seed": seed,
             "device": str(policy.device),

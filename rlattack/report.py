@@ -16,6 +16,7 @@ SUMMARY_COLUMNS = (
     ("return_std", "std", "{:.2f}"),
     ("episodes", "games", "{:d}"),
     ("action_change_rate", "action change", "{:.1%}"),
+    ("target_rate", "target hit", "{:.1%}"),
     ("attacked_fraction", "attacked", "{:.0%}"),
     ("linf_mean", "L-inf", "{:.4f}"),
     ("l2_mean", "L2", "{:.3f}"),
@@ -31,7 +32,10 @@ def summary_table(rows: Sequence[tuple[str, dict[str, Any]]], title: str = "") -
     for _, header, _ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
     for label, summary in rows:
-        table.add_row(label, *(fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS))
+        table.add_row(
+            label,
+            *("-" if summary[key] is None else fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS),
+        )
     return table
 
 

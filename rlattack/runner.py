@@ -29,6 +29,8 @@ class Episode:
     length: int
     attacked_steps: int = 0
     action_changes: int = 0
+    targeted_steps: int = 0
+    target_hits: int = 0
     linf_sum: float = 0.0
     l2_sum: float = 0.0
     l0_sum: float = 0.0
@@ -40,12 +42,13 @@ class Evaluation:
 
     episodes: list[Episode]
     wall_s: float
-    summary: dict[str, float] = field(init=False)
+    summary: dict[str, float | None] = field(init=False)
 
     def __post_init__(self) -> None:
         scores = np.array([e.score for e in self.episodes])
         steps = sum(e.length for e in self.episodes)
         attacked = sum(e.attacked_steps for e in self.episodes)
+        targeted = sum(e.targeted_steps for e in self.episodes)
         per_attacked = max(attacked, 1)
         self.summary = {
             "return_mean": float(scores.mean()),
@@ -55,6 +58,7 @@ class Evaluation:
             "attacked_steps": attacked,
             "attacked_fraction": attacked / max(steps, 1),
             "action_change_rate": sum(e.action_changes for e in self.episodes) / per_attacked,
+            "target_rate": sum(e.target_hits for e in self.episodes) / targeted if targeted else None,
             "linf_mean": sum(e.linf_sum for e in self.episodes) / per_attacked,
             "l2_mean": sum(e.l2_sum for e in self.episodes) / per_attacked,
             "l0_mean": sum(e.l0_sum for e in self.episodes) / per_attacked,
@@ -121,6 +125,9 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
             if step.attacked[j]:
                 game.attacked_steps += 1
                 game.action_changes += int(step.action[j] != step.clean_action[j])
+                if step.target[j] >= 0:
+                    game.targeted_steps += 1
+                    game.target_hits += int(step.action[j] == step.target[j])
                 game.linf_sum += float(step.linf[j])
                 game.l2_sum += float(step.l2[j])
                 game.l0_sum += float(step.l0[j])

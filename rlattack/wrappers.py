@@ -34,6 +34,7 @@ def _info(step: Step) -> dict[str, np.ndarray]:
         "attacked": step.attacked,
         "clean_action": step.clean_action,
         "adv_action": step.action,
+        "target": step.target,
         "linf": step.linf,
         "l2": step.l2,
         "l0": step.l0,

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlattack.attacks import FGSM, Noise
+from rlattack.attacks.targets import FixedAction, RandomOther, least_likely, parse_target
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 from tests.conftest import SMALL_SHAPE, Logistic, tiny_net
@@ -148,3 +149,19 @@ def test_bad_inputs_are_refused(tiny_policy) -> None:
         FGSM(0.1)(tiny_policy, torch.zeros(2, *SMALL_SHAPE, dtype=torch.uint8))
     with pytest.raises(UserInputError, match="target"):
         FGSM(0.1, targeted=True)(tiny_policy, _x(0, 2), torch.tensor([0, 3]))
+
+
+def test_target_rules(tiny_policy) -> None:
+    x = _x(5, n=6)
+    logits = tiny_policy(x)
+    assert torch.equal(least_likely(x, logits), logits.argmin(1))
+    assert (FixedAction(1)(x, logits) == 1).all()
+    assert (RandomOther(0)(x, logits) != logits.argmax(1)).all()
+    result = FGSM(0.01, target=least_likely)(tiny_policy, x)
+    assert torch.equal(result.target, logits.argmin(1))
+    with pytest.raises(UserInputError, match="bad target"):
+        parse_target("most-likely")
+    with pytest.raises(UserInputError, match="untargeted"):
+        FGSM(0.01)(tiny_policy, x, logits.argmin(1))
+    with pytest.raises(UserInputError, match="needs target actions"):
+        FGSM(0.01, targeted=True)(tiny_policy, x)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from rlattack.attacks import FGSM
+from rlattack.attacks import FGSM, JSMA
+from rlattack.attacks.targets import FixedAction
 from rlattack.errors import UserInputError
 from rlattack.policies import load_sb3
 from rlattack.runner import evaluate, split_episodes
@@ -27,6 +28,7 @@ def test_clean_evaluation_counts_whole_games(sb3_models) -> None:
     assert all(-21 <= e.score <= 21 for e in result.episodes)
     assert min(e.score for e in result.episodes) < 0  # an untrained agent loses points
     assert s["attacked_steps"] == 0 and s["action_change_rate"] == 0 and s["l0_mean"] == 0
+    assert s["target_rate"] is None
     assert s["steps"] == sum(e.length for e in result.episodes) > 0
     assert json.loads(json.dumps(result.to_dict()))["summary"] == s
 
@@ -42,7 +44,15 @@ def test_attacked_evaluation_records_schedule_and_norms(sb3_models) -> None:
     s = result.summary
     assert s["linf_mean"] == pytest.approx(2 / 255, rel=1e-4)
     assert 0 < s["l0_mean"] <= 84 * 84
-    assert 0 <= s["action_change_rate"] <= 1
+    assert 0 <= s["action_change_rate"] <= 1 and s["target_rate"] is None
+
+
+def test_targeted_attacks_report_how_often_the_target_was_taken(sb3_models) -> None:
+    attack = JSMA(1.0, gamma=0.01, target=FixedAction(3))
+    result = evaluate(load_sb3(sb3_models["dqn"]), "pong", attack, EveryN(8), episodes=1, progress=False)
+    game = result.episodes[0]
+    assert game.targeted_steps == game.attacked_steps > 0
+    assert result.summary["target_rate"] == game.target_hits / game.targeted_steps
 
 
 def test_same_seed_same_games(sb3_models) -> None:

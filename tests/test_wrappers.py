@@ -7,11 +7,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from rlattack.attacks import FGSM
+from rlattack.attacks.targets import least_likely
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from rlattack.schedules import EveryN
+from rlattack.schedules import EveryN, Timed
 from rlattack.wrappers import AttackObservation, AttackVectorObservation
 from tests.conftest import SMALL_SHAPE, tiny_net
 
@@ -91,3 +93,17 @@ def test_wrappers_need_quantized_attacks_and_fitting_policies(policy) -> None:
     four_actions = Policy(tiny_net(n_actions=4), n_actions=4, obs_shape=SMALL_SHAPE)
     with pytest.raises(UserInputError, match="action-space mismatch"):
         AttackObservation(FakeStackEnv(), four_actions, FGSM(0.01, quantize=True))
+
+
+def test_timed_schedule_attacks_exactly_the_steps_above_beta(policy) -> None:
+    plain = FakeStackEnv()  # its frames do not depend on the actions: replay them clean first
+    clean = [plain.reset(seed=3)[0]] + [plain.step(0)[0] for _ in range(5)]
+    with torch.no_grad():
+        pi = torch.softmax(policy(torch.as_tensor(np.stack(clean)).float() / 255), dim=1)
+    preference = (pi.max(1).values - pi.min(1).values).numpy()
+    beta = float(np.median(preference))
+    attack = FGSM(2 / 255, quantize=True, target=least_likely)
+    env = AttackObservation(FakeStackEnv(), policy, attack, Timed(beta))
+    flags = [env.reset(seed=3)[1]["attack"]["attacked"]]
+    flags += [env.step(0)[-1]["attack"]["attacked"] for _ in range(5)]
+    assert flags == (preference >= beta).tolist() and 0 < sum(flags) < len(flags)

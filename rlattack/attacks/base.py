@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +24,8 @@ Norm = Literal["inf", "2", "1"]
 Surface = Literal["stack", "frame"]
 NORMS: tuple[str, ...] = ("inf", "2", "1")
 SURFACES: tuple[str, ...] = ("stack", "frame")
+TargetRule = Callable[[Tensor, Tensor], Tensor]
+"""Maps observations (N, ...) and their clean logits (N, A) to target actions (N,)."""
 
 
 @dataclass
@@ -41,11 +44,31 @@ class AttackResult:
     """(N,) effective L2 norm of adv - x"""
     l0: Tensor
     """(N,) number of features that changed"""
+    target: Tensor | None = None
+    """(N,) the actions a targeted attack aimed at"""
+    iterations: Tensor | None = None
+    """(N,) iterations spent per sample, for iterative attacks"""
 
     @property
     def changed(self) -> Tensor:
         """(N,) whether the attack changed the greedy action."""
         return self.adv_action != self.clean_action
+
+    @property
+    def success(self) -> Tensor:
+        """(N,) targeted: the policy now takes the target; untargeted: its action changed."""
+        return self.changed if self.target is None else self.adv_action == self.target
+
+
+@dataclass
+class Perturbation:
+    """What a subclass's `perturb` returns: the change before clipping, and what it learned."""
+
+    delta: Tensor
+    """(N, *obs_shape) perturbation, before clipping to the bounds"""
+    clean_logits: Tensor
+    """(N, n_actions) logits of the clean observation"""
+    iterations: Tensor | None = None
 
 
 def check_eps(eps: float) -> float:
@@ -69,21 +92,22 @@ def surface_mask(x: Tensor, surface: Surface) -> Tensor:
     return mask
 
 
-def loss_gradient(policy: Policy, x: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
-    """The direction that hurts the policy most, and the clean logits of the same forward pass.
+def loss_gradient(
+    policy: Policy, x: Tensor, label: Tensor | None = None, targeted: bool = False
+) -> tuple[Tensor, Tensor]:
+    """The direction that hurts the policy most, and the logits of the same forward pass.
 
-    Untargeted: ascend the cross-entropy between softmax(logits) and the clean greedy action
-    (Huang et al. 2017; for DQN the logits are Q-values). Targeted: descend it towards `target`.
-    `reduction="sum"` keeps each sample's gradient independent of the batch.
+    Untargeted: ascend the cross-entropy between softmax(logits) and `label`, by default the
+    greedy action of this very forward pass (Huang et al. 2017; for DQN the logits are Q-values).
+    Targeted: descend it towards `label`. `reduction="sum"` keeps samples independent of the batch.
     """
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         logits = policy(x)
-        if target is None:
-            loss = F.cross_entropy(logits, logits.detach().argmax(dim=1), reduction="sum")
-        else:
-            loss = -F.cross_entropy(logits, target, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x)
+        if label is None:
+            label = logits.detach().argmax(dim=1)
+        loss = F.cross_entropy(logits, label, reduction="sum")
+        (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
     return grad.detach(), logits.detach()
 
 
@@ -125,9 +149,10 @@ class Attack(ABC):
         quantize: round the result to valid uint8 frames (k / 255); norms are measured after.
         bounds: the valid input range, (0, 1) for images; None leaves inputs unclipped (for
             non-image models and the textbook examples).
+        targeted: aim at target actions instead of away from the clean action.
+        target: the rule that picks each sample's target action when the caller passes none
+            (see `rlattack.attacks.targets`); giving one makes the attack targeted.
     """
-
-    targeted: bool = False
 
     def __init__(
         self,
@@ -136,6 +161,8 @@ class Attack(ABC):
         surface: Surface = "stack",
         quantize: bool = False,
         bounds: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        target: TargetRule | None = None,
     ) -> None:
         self.eps = check_eps(eps)
         if norm not in NORMS:
@@ -146,15 +173,18 @@ class Attack(ABC):
         self.surface = surface
         self.quantize = quantize
         self.bounds = bounds
+        self.target_rule = target
+        self.targeted = targeted or target is not None
 
     @abstractmethod
-    def perturb(
-        self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         """Return the raw perturbation (before clipping) and the clean logits."""
 
     def __call__(self, policy: Policy, x: Tensor, target: Tensor | None = None) -> AttackResult:
-        """Attack a batch `x` of shape `(N, *policy.obs_shape)`; `target` is `(N,)` actions."""
+        """Attack a batch `x` of shape `(N, *policy.obs_shape)`.
+
+        `target` (N,) overrides the target rule of a targeted attack; an untargeted one takes none.
+        """
         if x.ndim < 2 or tuple(x.shape[1:]) != policy.obs_shape:
             raise UserInputError(
                 f"observations of shape {tuple(x.shape)} do not fit {policy.name}, "
@@ -162,12 +192,19 @@ class Attack(ABC):
             )
         if not x.is_floating_point():
             raise UserInputError("attacks take float observations in [0, 1]; divide uint8 by 255")
+        if target is not None and not self.targeted:
+            raise UserInputError("this attack is untargeted: build it with targeted=True or a target rule")
+        if self.targeted and target is None:
+            if self.target_rule is None:
+                raise UserInputError("a targeted attack needs target actions or a target rule")
+            with torch.no_grad():
+                target = self.target_rule(x, policy(x))
         if target is not None and (
             target.shape != x.shape[:1] or target.min() < 0 or target.max() >= policy.n_actions
         ):
             raise UserInputError(f"target must be (N,) actions in [0, {policy.n_actions})")
-        delta, clean_logits = self.perturb(policy, x, surface_mask(x, self.surface), target)
-        adv = x + delta
+        found = self.perturb(policy, x, surface_mask(x, self.surface), target)
+        adv = x + found.delta
         if self.bounds is not None:
             adv = adv.clamp(*self.bounds)
         if self.quantize:
@@ -177,9 +214,11 @@ class Attack(ABC):
         change = (adv - x).flatten(1)
         return AttackResult(
             adv=adv,
-            clean_action=clean_logits.argmax(dim=1),
+            clean_action=found.clean_logits.argmax(dim=1),
             adv_action=adv_action,
             linf=change.abs().amax(dim=1),
             l2=change.norm(dim=1),
             l0=(change != 0).sum(dim=1).to(x.dtype),
+            target=target,
+            iterations=found.iterations,
         )

@@ -15,29 +15,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from rlattack.attacks.base import Attack, Norm, Surface, loss_gradient, norm_step
+from rlattack.attacks.base import Attack, Perturbation, loss_gradient, norm_step
 from rlattack.policies import Policy
 
 
 class FGSM(Attack):
-    """One-step gradient attack; `targeted=True` pulls towards the `target` actions instead."""
+    """One-step gradient attack; targeted (`targeted=True` or a `target` rule) pulls towards a target."""
 
-    def __init__(
-        self,
-        eps: float,
-        norm: Norm = "inf",
-        surface: Surface = "stack",
-        quantize: bool = False,
-        targeted: bool = False,
-        bounds: tuple[float, float] | None = (0.0, 1.0),
-    ) -> None:
-        super().__init__(eps, norm, surface, quantize, bounds)
-        self.targeted = targeted
-
-    def perturb(
-        self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
-        if self.targeted != (target is not None):
-            raise ValueError("a targeted FGSM needs `target`; an untargeted one takes none")
-        grad, logits = loss_gradient(policy, x, target)
-        return norm_step(grad, x, self.eps, self.norm, mask), logits
+    def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
+        grad, logits = loss_gradient(policy, x, target, targeted=target is not None)
+        return Perturbation(norm_step(grad, x, self.eps, self.norm, mask), logits)

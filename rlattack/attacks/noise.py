@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rlattack.attacks.base import Attack, Norm, Surface, norm_step
+from rlattack.attacks.base import Attack, Norm, Perturbation, Surface, norm_step
 from rlattack.policies import Policy
 
 
@@ -32,10 +32,8 @@ class Noise(Attack):
         if seed is not None:
             self.generator.manual_seed(seed)
 
-    def perturb(
-        self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         with torch.no_grad():
             logits = policy(x)
-        direction = torch.randn(x.shape, generator=self.generator).to(x.device)
-        return norm_step(direction, x, self.eps, self.norm, mask), logits
+        direction = torch.randn(x.shape, generator=self.generator, dtype=x.dtype).to(x.device)
+        return Perturbation(norm_step(direction, x, self.eps, self.norm, mask), logits)

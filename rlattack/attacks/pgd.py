@@ -1,0 +1,88 @@
+"""Projected Gradient Descent (Madry et al. 2018) in L-inf and L2, for policies.
+
+Zhang et al. 2020 (SA-DQN) break vanilla DQN with 10 steps at eps = 1/255 (L-inf). Each step
+moves along the FGSM direction of the current point, then projects back onto the eps-ball around
+the clean observation and into [0, 1]. The label stays the clean greedy action throughout.
+
+Units follow FGSM: L-inf radius eps; L2 radius eps * sqrt(d) with steps of length
+step_size * sqrt(d), so one step of size eps without random start is exactly FGSM.
+
+Shapes: `x` is `(N, *obs_shape)` in [0, 1]; `target` is `(N,)` action indices.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from rlattack.attacks.base import Attack, Norm, Perturbation, Surface, TargetRule, loss_gradient, norm_step
+from rlattack.errors import UserInputError
+from rlattack.policies import Policy
+
+
+class PGD(Attack):
+    """Iterated FGSM with projection.
+
+    Args:
+        steps: gradient steps.
+        step_size: per-step budget on the eps scale; default 2.5 * eps / steps (Madry et al.).
+        random_start: start from a uniform point of the L-inf ball, or a random point of the L2
+            ball, instead of the clean observation.
+        seed: seeds the random start.
+    """
+
+    def __init__(
+        self,
+        eps: float,
+        norm: Norm = "inf",
+        steps: int = 10,
+        step_size: float | None = None,
+        random_start: bool = True,
+        surface: Surface = "stack",
+        quantize: bool = False,
+        bounds: tuple[float, float] | None = (0.0, 1.0),
+        targeted: bool = False,
+        target: TargetRule | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(eps, norm, surface, quantize, bounds, targeted, target)
+        if norm not in ("inf", "2"):
+            raise UserInputError(f"PGD supports norms inf and 2, not {norm!r}")
+        if steps < 1:
+            raise UserInputError(f"PGD needs at least one step, got {steps}")
+        self.steps = steps
+        self.step_size = 2.5 * self.eps / steps if step_size is None else step_size
+        self.random_start = random_start
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _project(self, delta: Tensor, radius: float) -> Tensor:
+        if self.norm == "inf":
+            return delta.clamp(-radius, radius)
+        length = delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.ndim - 1)))
+        return delta * (radius / length.clamp_min(1e-12)).clamp(max=1.0)
+
+    def _clip(self, x: Tensor, delta: Tensor) -> Tensor:
+        return delta if self.bounds is None else (x + delta).clamp(*self.bounds) - x
+
+    def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
+        d = float(mask.expand_as(x[:1]).sum())
+        radius = self.eps if self.norm == "inf" else self.eps * math.sqrt(d)
+        with torch.no_grad():
+            clean_logits = policy(x)
+        label = clean_logits.argmax(dim=1) if target is None else target
+        delta = torch.zeros_like(x)
+        if self.random_start:
+            uniform = (torch.rand(x.shape, generator=self.generator, dtype=x.dtype) * 2 - 1).to(x.device)
+            if self.norm == "inf":
+                delta = self.eps * uniform * mask
+            else:  # a random direction, at a uniformly random fraction of the radius
+                fraction = torch.rand(len(x), generator=self.generator, dtype=x.dtype).to(x.device)
+                delta = norm_step(uniform, x, self.eps, "2", mask) * fraction.view(-1, *([1] * (x.ndim - 1)))
+            delta = self._clip(x, delta)
+        for _ in range(self.steps):
+            grad, _ = loss_gradient(policy, x + delta, label, targeted=target is not None)
+            delta = delta + norm_step(grad, x + delta, self.step_size, self.norm, mask)
+            delta = self._clip(x, self._project(delta, radius))
+        return Perturbation(delta, clean_logits)

@@ -1,0 +1,54 @@
+"""Rules that choose a targeted attack's target action for each observation.
+
+Lin et al. 2017 and Behzadan & Munir 2017 steer a policy towards its least-preferred action or
+towards an adversary's own choice; a rule maps observations and clean logits to actions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rlattack.attacks.base import TargetRule
+from rlattack.errors import UserInputError
+
+
+def least_likely(x: Tensor, logits: Tensor) -> Tensor:
+    """The action the policy likes least (lowest logit; for DQN the lowest Q-value)."""
+    return logits.argmin(dim=1)
+
+
+class FixedAction:
+    """Always the same action, e.g. 'never move' in Pong."""
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def __call__(self, x: Tensor, logits: Tensor) -> Tensor:
+        if not 0 <= self.action < logits.shape[1]:
+            raise UserInputError(f"target action {self.action} is not in [0, {logits.shape[1]})")
+        return torch.full((len(x),), self.action, dtype=torch.long, device=x.device)
+
+
+class RandomOther:
+    """A uniformly random action other than the clean greedy one (seeded)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x: Tensor, logits: Tensor) -> Tensor:
+        n, k = logits.shape
+        shift = torch.randint(1, k, (n,), generator=self.generator).to(logits.device)
+        return (logits.argmax(dim=1) + shift) % k
+
+
+def parse_target(spec: str, seed: int = 0) -> TargetRule:
+    """`least-likely`, `random` or `action:K`, as written on the command line and in configs."""
+    if spec == "least-likely":
+        return least_likely
+    if spec == "random":
+        return RandomOther(seed)
+    kind, _, arg = spec.partition(":")
+    if kind == "action" and arg.isdigit():
+        return FixedAction(int(arg))
+    raise UserInputError(f"bad target {spec!r}: use least-likely, random or action:K")
