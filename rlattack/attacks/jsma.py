@@ -40,19 +40,46 @@ from rlattack.policies import Policy
 NO_PAIR = -1
 
 
-def _best_among(a: Tensor, b: Tensor, ok: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-    """Best admissible pair among candidate features `idx` (B, C); returns (score, flat pair)."""
-    ca, cb, cok = a.gather(1, idx), b.gather(1, idx), ok.gather(1, idx)
+def _best_among(a: Tensor, b: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+    """Best admissible pair among candidate features `idx` (B, C): (score, (B, 2) features)."""
+    ca, cb = a.gather(1, idx), b.gather(1, idx)
     pair_a = ca[:, :, None] + ca[:, None, :]
     pair_b = cb[:, :, None] + cb[:, None, :]
-    valid = (pair_a > 0) & (pair_b < 0) & cok[:, :, None] & cok[:, None, :]
-    valid &= idx[:, :, None] != idx[:, None, :]
-    score = torch.where(valid, pair_a * -pair_b, torch.full_like(pair_a, -math.inf)).flatten(1)
+    valid = (pair_a > 0) & (pair_b < 0) & (idx[:, :, None] != idx[:, None, :])
+    score = torch.where(valid, pair_a * -pair_b, -math.inf).flatten(1)
     best, flat = score.max(dim=1)
     c = idx.shape[1]
-    return best, torch.stack(
-        [idx.gather(1, (flat // c)[:, None])[:, 0], idx.gather(1, (flat % c)[:, None])[:, 0]], 1
+    return best, torch.stack([idx.gather(1, flat[:, None] // c), idx.gather(1, flat[:, None] % c)], 1)[..., 0]
+
+
+def _topk(a: Tensor, b: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The best pair among the top-k features by alpha, by -beta and by alpha - beta."""
+    k = min(k, a.shape[1])
+    idx = torch.cat(
+        [a.topk(k, dim=1).indices, b.topk(k, dim=1, largest=False).indices, (a - b).topk(k, dim=1).indices],
+        dim=1,
     )
+    return _best_among(a, b, idx)
+
+
+def _exhaustive(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Every pair, in row chunks of ~16M pair scores with a running maximum."""
+    n, f = a.shape
+    best = torch.full((n,), -math.inf, dtype=a.dtype, device=a.device)
+    pairs = torch.zeros(n, 2, dtype=torch.long, device=a.device)
+    rows = max(1, 2**24 // max(n * f, 1))
+    everything = torch.arange(f, device=a.device)
+    for start in range(0, f, rows):
+        p = everything[start : start + rows]
+        pair_a = a[:, p, None] + a[:, None, :]
+        pair_b = b[:, p, None] + b[:, None, :]
+        valid = (pair_a > 0) & (pair_b < 0) & (p[None, :, None] != everything[None, None, :])
+        chunk_best, flat = torch.where(valid, pair_a * -pair_b, -math.inf).flatten(1).max(dim=1)
+        better = chunk_best > best
+        best = torch.where(better, chunk_best, best)
+        found = torch.stack([p[flat // f], flat % f], dim=1)  # integer division: exact decoding
+        pairs = torch.where(better[:, None], found, pairs)
+    return best, pairs
 
 
 def select_pairs(a: Tensor, b: Tensor, domain: Tensor, search: str = "topk", k: int = 32) -> Tensor:
@@ -60,34 +87,22 @@ def select_pairs(a: Tensor, b: Tensor, domain: Tensor, search: str = "topk", k: 
 
     `a` and `b` (B, F) are alpha and beta multiplied by sign(theta); admissible pairs have
     a_pq > 0 and b_pq < 0, both features in `domain` (B, F) and p != q; the best maximises
-    a_pq * -b_pq.
+    a_pq * -b_pq. The top-k search retries samples it finds no pair for with 8k candidates.
     """
-    n, f = a.shape
-    if search == "topk":
-        kk = min(k, f)
-        low = torch.full_like(a, -math.inf)
-        idx = torch.cat([torch.where(domain, s, low).topk(kk, dim=1).indices for s in (a, -b, a - b)], dim=1)
-        best, pairs = _best_among(a, b, domain, idx)
-    elif search == "exhaustive":
-        best = torch.full((n,), -math.inf, dtype=a.dtype, device=a.device)
-        pairs = torch.zeros(n, 2, dtype=torch.long, device=a.device)
-        rows = max(1, 2**24 // max(n * f, 1))  # ~16M pair scores per chunk, whatever d is
-        everything = torch.arange(f, device=a.device)
-        for start in range(0, f, rows):
-            p = everything[start : start + rows]
-            pair_a = a[:, p, None] + a[:, None, :]
-            pair_b = b[:, p, None] + b[:, None, :]
-            valid = (pair_a > 0) & (pair_b < 0) & domain[:, p, None] & domain[:, None, :]
-            valid &= p[None, :, None] != everything[None, None, :]
-            score = torch.where(valid, pair_a * -pair_b, torch.full_like(pair_a, -math.inf)).flatten(1)
-            chunk_best, flat = score.max(dim=1)
-            better = chunk_best > best
-            best = torch.where(better, chunk_best, best)
-            found = torch.stack([p[flat // f], flat % f], dim=1)  # integer division: exact decoding
-            pairs = torch.where(better[:, None], found, pairs)
+    # Features outside the domain get alpha = -inf, beta = +inf: no ranking picks them and no
+    # pair with them is admissible, with no mask carried through the search.
+    a = a.masked_fill(~domain, -math.inf)
+    b = b.masked_fill(~domain, math.inf)
+    if search == "exhaustive":
+        best, pairs = _exhaustive(a, b)
+    elif search == "topk":
+        best, pairs = _topk(a, b, k)
+        stuck = torch.isinf(best).nonzero()[:, 0]
+        if len(stuck):
+            best[stuck], pairs[stuck] = _topk(a[stuck], b[stuck], 8 * k)
     else:
         raise UserInputError(f"unknown JSMA search {search!r}; use topk or exhaustive")
-    return torch.where(torch.isfinite(best)[:, None], pairs, torch.full_like(pairs, NO_PAIR))
+    return torch.where(torch.isfinite(best)[:, None], pairs, NO_PAIR)
 
 
 class JSMA(Attack):
@@ -132,34 +147,39 @@ class JSMA(Attack):
         adv = x.detach().clone().flatten(1)
         domain = allowed & ((adv < hi) if sign > 0 else (adv > lo))
         changed = torch.zeros_like(domain)
+        n_changed = torch.zeros(n, dtype=torch.long, device=x.device)
         iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        clean_logits = torch.empty(n, policy.n_actions, dtype=x.dtype, device=x.device)
+        clean_logits = None
         running = torch.arange(n, device=x.device)
-        first = True
         while len(running):
+            everyone = len(running) == n
             with torch.enable_grad():
-                xr = adv[running].view(-1, *x.shape[1:]).requires_grad_(True)
+                xr = (adv if everyone else adv[running]).view(-1, *x.shape[1:]).requires_grad_(True)
                 logits = policy(xr)
-                t = target[running]
-                if first:
+                if clean_logits is None:
                     clean_logits = logits.detach()
-                    first = False
+                t = target[running]
                 keep = logits.detach().argmax(dim=1) != t
                 if not keep.any():
                     break
                 target_logit = logits.gather(1, t[:, None]).sum()
                 (alpha,) = torch.autograd.grad(target_logit, xr, retain_graph=True)
                 (total,) = torch.autograd.grad(logits.sum(), xr)
-            alpha, beta = alpha.flatten(1)[keep], (total - alpha).flatten(1)[keep]
-            running = running[keep]
-            pairs = select_pairs(sign * alpha, sign * beta, domain[running], self.search, self.k)
+            alpha, beta = alpha.flatten(1), (total - alpha).flatten(1)
+            if not keep.all():
+                alpha, beta, running = alpha[keep], beta[keep], running[keep]
+            if sign < 0:
+                alpha, beta = -alpha, -beta
+            pairs = select_pairs(alpha, beta, domain[running], self.search, self.k)
             rows = running[:, None].expand(-1, 2)
             safe = pairs.clamp_min(0)
             new_features = (~changed[rows, safe]).sum(dim=1)
-            go = (pairs[:, 0] != NO_PAIR) & (changed[running].sum(dim=1) + new_features <= budget)
-            running, rows, safe = running[go], rows[go], safe[go]
+            go = (pairs[:, 0] != NO_PAIR) & (n_changed[running] + new_features <= budget)
+            running, rows, safe, new_features = running[go], rows[go], safe[go], new_features[go]
             adv[rows, safe] = (adv[rows, safe] + self.theta).clamp(lo, hi)
             changed[rows, safe] = True
             domain[rows, safe] &= (adv[rows, safe] < hi) if sign > 0 else (adv[rows, safe] > lo)
+            n_changed[running] += new_features
             iterations[running] += 1
+        assert clean_logits is not None
         return Perturbation(adv.view_as(x) - x, clean_logits, iterations)
