@@ -135,7 +135,7 @@ def main() -> None:
     with torch.no_grad():
         target = policy(x).argmin(1)
     print(
-        f"{args.victim}: {len(x)} observations, theta={args.theta}, gamma={args.gamma}, "
+        f"{args.agent}: {len(x)} observations, theta={args.theta}, gamma={args.gamma}, "
         f"batch={args.batch}, {args.threads} torch threads"
     )
 

@@ -97,3 +97,20 @@ def test_bad_input_is_one_line_and_status_2(monkeypatch, sb3_models, tmp_path, c
 
 def test_unparseable_option_exits_2(monkeypatch, capsys) -> None:
     assert run(monkeypatch, "eval", "--agent", "x", "--eps", "lots") == 2
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        ["--attack", "pgd", "--eps", "0.004", "--steps", "3", "--schedule", "every:100"],
+        ["--attack", "jsma", "--theta", "1", "--gamma", "0.001", "--schedule", "every:100"],
+        ["--attack", "fgsm", "--eps", "0.004", "--target", "least-likely", "--schedule", "timed:0.5"],
+    ],
+)
+def test_pgd_jsma_and_timed_attacks_run_from_the_command_line(monkeypatch, sb3_models, tmp_path, attack):
+    out = tmp_path / "out.json"
+    args = ["eval", "--agent", f"sb3:{sb3_models['dqn']}", "--game", "pong", *attack]
+    assert run(monkeypatch, *args, "--episodes", "1", "--json", str(out), "--no-progress") == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["episodes"] == 1 and summary["attacked_fraction"] < 1
+    assert (summary["target_rate"] is None) == (attack[1] == "pgd" or summary["attacked_steps"] == 0)
