@@ -216,12 +216,13 @@ def run(
 ) -> None:
     """Run a grid of evaluations; re-running continues where it stopped (finished cells are kept)."""
     from rlattack.experiments import run_grid
+    from rlattack.store import ResultStore
 
     out = out or config.with_suffix("")
     try:
         done = run_grid(config, out, backend, device, ray_address, extend, progress)  # type: ignore[arg-type]
     except KeyboardInterrupt:
-        finished = len(list((out / "cells").glob("*.json")))
+        finished = len(ResultStore(out).finished())
         print(f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on")
         sys.exit(130)
     summaries = {r["id"]: r["summary"] for r in done.store.records()}

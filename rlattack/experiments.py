@@ -110,6 +110,13 @@ class GridConfig(BaseModel):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
+    @field_validator("schedules")
+    @classmethod
+    def _schedules_parse(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_schedule(spec)
+        return value
+
     def identity(self) -> dict[str, Any]:
         """What the grid computes (not how it runs): equal identities give the same cells."""
         return self.model_dump(mode="json", exclude=EXECUTION_FIELDS)
@@ -233,11 +240,9 @@ def build_cell_attack(cell: Cell) -> Attack | None:
 
 
 def check_cells(cells: list[Cell]) -> None:
-    """Fail before the first cell runs: attacks, schedules, agents and their games must fit."""
+    """Fail before the first cell runs: attacks must build, agents must fit their games."""
     for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
         build_cell_attack(cell)
-    for spec in {c.schedule for c in cells}:
-        parse_schedule(spec)
     actions = {}
     for game in {c.game for c in cells}:
         env = make_vector_env(game, 1)
@@ -316,6 +321,8 @@ def run_grid(
     progress: bool = True,
 ) -> GridRun:
     """Run every cell of `config` that `out` does not hold yet; see the module docstring."""
+    if backend not in ("local", "ray"):
+        raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
     grid = load_grid(config)
     cells = expand(grid)
     check_cells(cells)
@@ -324,6 +331,7 @@ def run_grid(
     store = ResultStore(out)
     with store.lock():
         _record_run(store, grid, config, backend, device, extend)
+        store.write_summary()  # reads every record: a damaged one stops the run before it starts
         done = store.finished()
         pending = [c for c in cells if c.id not in done]
         run = GridRun(store, cells, skipped=len(cells) - len(pending), computed=0)
@@ -339,11 +347,9 @@ def run_grid(
         try:
             if backend == "ray":
                 _run_ray(pending, device, grid.threads, ray_address, finished)
-            elif backend == "local":
+            else:
                 for cell in pending:
                     finished(run_cell(cell, device, grid.threads))
-            else:
-                raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
         finally:
             bar.close()
             store.write_summary()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write, write_json
@@ -123,16 +123,22 @@ class ResultStore:
             yield
 
     def finished(self) -> set[str]:
-        return {path.stem for path in self.cells.glob("*.json")}
+        return {path.stem for path in _json_files(self.cells)}
 
     def save(self, record: dict[str, Any]) -> None:
         write_json(self.cells / f"{record['id']}.json", record)
 
     def records(self) -> list[dict[str, Any]]:
-        return [_read_json(path) for path in sorted(self.cells.glob("*.json"))]
+        return [_read_json(path) for path in _json_files(self.cells)]
 
     def transfer_records(self) -> list[TransferRecord]:
-        return [TransferRecord(**_read_json(path)) for path in sorted(self.transfer.glob("*.json"))]
+        found = []
+        for path in _json_files(self.transfer):
+            try:
+                found.append(TransferRecord(**_read_json(path)))
+            except ValidationError as e:
+                raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
+        return found
 
     def save_transfer(self, record: TransferRecord) -> Path:
         name = "_".join(
@@ -183,6 +189,11 @@ class ResultStore:
 
     def write_run_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_file, info)
+
+
+def _json_files(folder: Path) -> list[Path]:
+    """Finished files; a name starting with a dot is a file still being written."""
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
