@@ -198,6 +198,85 @@ def compare(
     print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
 
 
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="grid config, .yaml or .toml (see experiments/)")],
+    out: Annotated[
+        Path | None, typer.Option(help="results directory; default: beside CONFIG, named after it")
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="local (one cell after another) or ray (cells as tasks)")
+    ] = "local",
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda; overrides the config's")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join; default: a local instance")
+    ] = None,
+    extend: Annotated[bool, typer.Option(help="add a changed grid's cells to an existing --out")] = False,
+    progress: Progress = True,
+) -> None:
+    """Run a grid of evaluations; re-running continues where it stopped (finished cells are kept)."""
+    from rlattack.experiments import run_grid
+    from rlattack.store import ResultStore
+
+    out = out or config.with_suffix("")
+    try:
+        done = run_grid(config, out, backend, device, ray_address, extend, progress)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        finished = len(ResultStore(out).finished())
+        print(f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on")
+        sys.exit(130)
+    summaries = {r["id"]: r["summary"] for r in done.store.records()}
+    rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
+    print_table(summary_table(rows, title=f"{config.name}: {len(rows)} cells"))
+    print(
+        f"{done.computed} cells computed, {done.skipped} already there; "
+        f"results in {out / 'summary.csv'} and {out / 'summary.parquet'}"
+    )
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="a results directory written by `rlattack run`")],
+    out: Annotated[Path | None, typer.Option(help="where the figures go; default: RESULTS/report")] = None,
+) -> None:
+    """Figures (return and action-change rate vs eps, transfer heatmaps) and a markdown summary."""
+    from rlattack.grid_report import write_report
+
+    written = write_report(results, out or results / "report")
+    print("\n".join(f"wrote {path}" for path in written))
+
+
+@app.command()
+def video(
+    agent: Agent,
+    out: Annotated[Path, typer.Option(help=".mp4 or .gif")] = Path("episode.mp4"),
+    attack: Annotated[str, typer.Option(help=", ".join(ATTACKS))] = "fgsm",
+    norm: NormOpt = "inf",
+    eps: Annotated[float, typer.Option(help="budget on the [0, 1] scale")] = 1 / 255,
+    device: Device = "auto",
+    seed: Seed = 0,
+    game: Game = None,
+    surface: SurfaceOpt = "stack",
+    quantize: Quantize = False,
+    schedule: ScheduleOpt = "every",
+    max_steps: Annotated[
+        int | None, typer.Option(help="stop after this many steps (default: whole game)")
+    ] = None,
+    fps: Annotated[int, typer.Option(help="frames per second of the video")] = 30,
+) -> None:
+    """One game side by side: the screen, what the agent saw, and the perturbation amplified."""
+    from rlattack.video import record_episode
+
+    built = build_attack(attack, eps, norm, surface, quantize, seed)  # type: ignore[arg-type]
+    when = parse_schedule(schedule, seed)
+    policy, game = _policy_and_game(agent, game, device)
+    summary = record_episode(policy, game, built, when, out, seed=seed, max_steps=max_steps, fps=fps)
+    print(
+        f"wrote {out}: {summary['steps']} steps, score {summary['score']:g}, "
+        f"action changed on {summary['changed']} of {summary['attacked']} attacked steps"
+    )
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:

@@ -83,13 +83,15 @@ class _FireReset(gym.Wrapper):
         return obs, info
 
 
-def make_env(game: str) -> gym.Env:
+def make_env(game: str, render_mode: str | None = None) -> gym.Env:
     """Single evaluation env with the same pipeline, built from gymnasium's own wrappers.
 
     Episode statistics are recorded innermost, so `info["episode"]` is the true game score.
+    `render_mode="rgb_array"` lets `env.render()` return the screen the game shows (for videos).
     """
     env = gym.make(
         _gym_id(rom_id(game)),
+        render_mode=render_mode,
         frameskip=1,
         repeat_action_probability=0.0,
         full_action_space=False,

@@ -70,3 +70,13 @@ def sb3_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     DQN("CnnPolicy", env, buffer_size=10, seed=0, device="cpu").save(paths["breakout-dqn"])
     env.close()
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_atari_agent(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A TorchScript Pong policy (6 actions) cheap enough to play whole games in a second."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.AvgPool2d(6), nn.Flatten(), nn.Linear(4 * 14 * 14, 6))
+    path = tmp_path_factory.mktemp("agents") / "tiny.pt"
+    torch.jit.script(net).save(str(path))
+    return f"torch:{path}"

@@ -1,0 +1,5 @@
+"""`python -m rlattack` is the `rlattack` command."""
+
+from rlattack.cli import main
+
+main()

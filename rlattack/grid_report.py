@@ -1,0 +1,220 @@
+"""The report of a results directory: figures in the style of Huang et al. 2017 and a markdown summary.
+
+Per game, one figure of mean return against eps and one of action-change rate against eps, a
+panel per (norm, agent), a line per attack (and schedule); the clean score of the same agent is
+each line's point at eps = 0. Seeds are pooled: a point is the mean of every game played at that
+setting, with its 95% confidence interval (Student t) as error bar. Transfer records, where
+present, become one heatmap per (game, attack, norm, eps).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from rlattack.errors import UserInputError
+from rlattack.files import atomic_write
+from rlattack.store import ResultStore, TransferRecord
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the file-only backend
+
+NORM_ORDER = ("inf", "2", "1")
+NORM_NAMES = {"inf": "L-inf", "2": "L2", "1": "L1"}
+
+
+def mean_ci(scores: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and the two ends of its Student-t confidence interval (NaN ends for one game)."""
+    x = np.asarray(scores, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def write_report(results: Path, out: Path) -> list[Path]:
+    """Write the figures and `report.md` into `out`; returns the files written."""
+    store = ResultStore(results)
+    if not store.cells.is_dir():
+        raise UserInputError(f"{results} is not a results directory of `rlattack run` (no cells/)")
+    records = store.records()
+    if not records:
+        raise UserInputError(f"{results} holds no finished cells yet")
+    games = _games_table(records)
+    written = []
+    for game, rows in games.groupby("game"):
+        for metric in ("return", "action_change"):
+            path = out / f"{metric}_vs_eps_{game}.png"
+            if _plot_vs_eps(rows, metric, path, str(game)):
+                written.append(path)
+    for key, rows in _transfer_groups(store.transfer_records()).items():
+        path = out / f"transfer_{key}.png"
+        _plot_transfer(rows, path)
+        written.append(path)
+    markdown = out / "report.md"
+    atomic_write(markdown, lambda p: p.write_text(_markdown(records, store, written, out)))
+    return [*written, markdown]
+
+
+def _games_table(records: list[dict]) -> pd.DataFrame:
+    """One row per finished cell with the pooled statistics' raw material (scores, counts)."""
+    rows = []
+    for r in records:
+        cell, summary = r["cell"], r["summary"]
+        options = "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
+        line = cell["attack"] + options + ("" if cell["schedule"] == "every" else f" {cell['schedule']}")
+        rows.append(
+            {
+                "game": cell["game"],
+                "agent": cell["agent"],
+                "attack": cell["attack"],
+                "line": line,
+                "norm": cell["norm"],
+                "eps": cell["eps"],
+                "scores": [e["score"] for e in r["episodes"]],
+                "attacked": summary["attacked_steps"],
+                "changes": summary["action_change_rate"] * summary["attacked_steps"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _plot_vs_eps(rows: pd.DataFrame, metric: str, path: Path, game: str) -> bool:
+    """Panels per (norm, agent); False when there is nothing attacked to draw."""
+    attacked = rows[rows.attack != "none"]
+    if attacked.empty:
+        return False
+    norms = [n for n in NORM_ORDER if n in set(attacked.norm)]
+    agents = sorted(set(attacked.agent))
+    fig, axes = plt.subplots(
+        len(norms), len(agents), figsize=(4.2 * len(agents), 3.2 * len(norms)), squeeze=False
+    )
+    for i, norm in enumerate(norms):
+        for j, agent in enumerate(agents):
+            clean = rows[(rows.agent == agent) & (rows.attack == "none")]
+            panel = attacked[(attacked.agent == agent) & (attacked.norm == norm)]
+            _panel(axes[i][j], panel, clean, metric)
+            axes[i][j].set_title(f"{agent} · {NORM_NAMES[norm]}", fontsize=10)
+    what = "return" if metric == "return" else "action-change rate"
+    fig.suptitle(f"{game}: {what} vs eps")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)
+    return True
+
+
+def _panel(ax: plt.Axes, panel: pd.DataFrame, clean: pd.DataFrame, metric: str) -> None:
+    """A line per attack; returns start from the clean score at eps = 0 where it was measured."""
+    for line, points in panel.groupby("line"):
+        if metric == "return":
+            stats_at = [(0.0, mean_ci(_pooled(clean)))] if not clean.empty else []
+            stats_at += [(float(eps), mean_ci(_pooled(at))) for eps, at in points.groupby("eps")]
+            xs = [x for x, _ in stats_at]
+            ys = np.array([m for _, (m, _, _) in stats_at])
+            ends = np.array([[lo, hi] for _, (_, lo, hi) in stats_at]).T
+            ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=str(line))
+        else:
+            rates = [
+                (float(eps), 100 * at.changes.sum() / max(at.attacked.sum(), 1))
+                for eps, at in points.groupby("eps")
+            ]
+            ax.plot(*zip(*rates, strict=True), marker="o", label=str(line))
+    ax.set_xlabel("eps")
+    ax.set_ylabel("game score (mean, 95% CI)" if metric == "return" else "action changed (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _pooled(rows: pd.DataFrame) -> list[float]:
+    """Every game score of these cells (seeds pooled)."""
+    return [score for scores in rows.scores for score in scores]
+
+
+def _transfer_groups(records: list[TransferRecord]) -> dict[str, list[TransferRecord]]:
+    groups: dict[str, list[TransferRecord]] = {}
+    for r in records:
+        groups.setdefault(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}", []).append(r)
+    return groups
+
+
+def _plot_transfer(records: list[TransferRecord], path: Path) -> None:
+    """Rows: where the examples were crafted; columns: the agent that saw them; value: its return."""
+    sources = sorted({r.source for r in records})
+    targets = sorted({r.target for r in records})
+    grid = np.full((len(sources), len(targets)), np.nan)
+    for r in records:
+        grid[sources.index(r.source), targets.index(r.target)] = r.return_mean
+    fig, ax = plt.subplots(figsize=(1.6 * len(targets) + 3, 1.2 * len(sources) + 2))
+    image = ax.imshow(grid, cmap="viridis")
+    ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
+    ax.set_yticks(range(len(sources)), sources)
+    ax.set_xlabel("target (evaluated)")
+    ax.set_ylabel("source (crafted on)")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=9)
+    fig.colorbar(image, ax=ax, label="target's mean return")
+    r = records[0]
+    ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={r.eps:g} transfer")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)
+
+
+def _markdown(records: list[dict], store: ResultStore, figures: list[Path], out: Path) -> str:
+    info = store.run_info() or {}
+    code = info.get("code", {})
+    lines = [
+        f"# Results of {store.root.name}",
+        "",
+        f"{len(records)} cells; code {code.get('version')} at commit {code.get('commit')}"
+        + (" (with local edits)" if code.get("dirty") else "")
+        + ". The grid:",
+        "",
+        "```yaml",
+        yaml.safe_dump(info.get("grid", {}), sort_keys=False).strip(),
+        "```",
+        "",
+        "std is that of the game scores (as in `rlattack eval`); the 95% CI is Student t on the mean.",
+        "",
+    ]
+    lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
+    lines += [
+        "| game | agent | attack | norm | eps | schedule | seed | games "
+        "| mean | std | 95% CI | action change |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(records, key=_order):
+        c, s = r["cell"], r["summary"]
+        mean, lo, hi = mean_ci([e["score"] for e in r["episodes"]])
+        ci = "n/a (one game)" if math.isnan(lo) else f"[{lo:.2f}, {hi:.2f}]"
+        options = "".join(f" {k}={v}" for k, v in sorted(c["options"].items()))
+        norm = "" if c["attack"] == "none" else NORM_NAMES[c["norm"]]
+        lines.append(
+            f"| {c['game']} | {c['agent']} | {c['attack']}{options} | {norm} "
+            f"| {c['eps']:g} | {c['schedule']} | {c['seed']} | {s['episodes']} | {mean:.2f} "
+            f"| {s['return_std']:.2f} | {ci} | {s['action_change_rate']:.1%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _order(record: dict) -> tuple:
+    c = record["cell"]
+    norm = NORM_ORDER.index(c["norm"]) if c["norm"] in NORM_ORDER else -1
+    return (
+        c["game"],
+        c["agent"],
+        c["attack"] != "none",
+        c["attack"],
+        norm,
+        c["eps"],
+        c["schedule"],
+        c["seed"],
+    )

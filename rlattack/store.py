@@ -1,0 +1,207 @@
+"""The results directory of a grid: one record per finished cell, a summary table, provenance.
+
+Layout of `DIR`:
+
+    config.yaml|.toml    the grid config as the user wrote it (last run)
+    run.json             the validated grid, the code version, and one entry per invocation
+    cells/<id>.json      one record per finished cell, written atomically (temp file + rename)
+    summary.csv          one row per record, rebuilt from `cells/` after every finished cell
+    summary.parquet      the same table, typed
+    transfer/*.json      transfer results (`TransferRecord`), one file per source/target pair
+
+A record only appears once its cell has finished, so an interrupted run loses at most the cells
+in flight; the next run skips every id in `cells/`. One process at a time may write to `DIR`
+(an advisory lock), so two runs of the same grid cannot compute a cell twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rlattack.errors import UserInputError
+from rlattack.files import atomic_write, write_json
+
+CELL_COLUMNS = (
+    "game",
+    "agent",
+    "attack",
+    "options",
+    "norm",
+    "eps",
+    "schedule",
+    "seed",
+    "surface",
+    "quantize",
+    "envs",
+)
+
+
+class TransferRecord(BaseModel):
+    """Adversarial examples crafted on `source` and shown to `target` (black-box transfer).
+
+    The report draws one heatmap per (game, attack, norm, eps): rows are sources, columns
+    targets, cells `return_mean` of the target. A source equal to its target is the white-box
+    entry of the matrix.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    game: str
+    attack: str
+    norm: str
+    eps: float
+    source: str
+    target: str
+    return_mean: float
+    return_std: float = 0.0
+    episodes: int
+    action_change_rate: float | None = None
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def code_version() -> dict[str, Any]:
+    """Package version and, for a git checkout of rlattack, its commit and whether it was edited."""
+    try:
+        found: dict[str, Any] = {"version": version("rlattack")}
+    except PackageNotFoundError:
+        found = {"version": None}
+    root = Path(__file__).resolve().parent.parent
+    found["commit"] = found["dirty"] = None
+    if (root / "pyproject.toml").is_file():
+        try:
+            git = ["git", "-C", str(root)]
+            found["commit"] = subprocess.run(
+                [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            status = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            found["dirty"] = bool(status.strip())
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return found
+
+
+class ResultStore:
+    """Reads and writes one results directory; see the module docstring for its layout."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.cells = self.root / "cells"
+        self.transfer = self.root / "transfer"
+        self.run_file = self.root / "run.json"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory for one writer; the OS drops the lock if the process dies."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserInputError(f"another `rlattack run` is writing to {self.root}") from None
+            # Leftovers of a process killed mid-write: never records, safe to drop under the lock.
+            for stale in self.root.glob("**/.*.tmp*"):
+                stale.unlink()
+            yield
+
+    def finished(self) -> set[str]:
+        return {path.stem for path in _json_files(self.cells)}
+
+    def save(self, record: dict[str, Any]) -> None:
+        write_json(self.cells / f"{record['id']}.json", record)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [_read_json(path) for path in _json_files(self.cells)]
+
+    def transfer_records(self) -> list[TransferRecord]:
+        found = []
+        for path in _json_files(self.transfer):
+            try:
+                found.append(TransferRecord(**_read_json(path)))
+            except ValidationError as e:
+                raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
+        return found
+
+    def save_transfer(self, record: TransferRecord) -> Path:
+        name = "_".join(
+            [
+                record.game,
+                record.attack,
+                f"L{record.norm}",
+                f"eps{record.eps:g}",
+                record.source,
+                record.target,
+            ]
+        )
+        path = self.transfer / (_safe(name) + ".json")
+        write_json(path, record.model_dump())
+        return path
+
+    def table(self) -> pd.DataFrame:
+        """One row per finished cell: its parameters, its summary, where and with what code it ran."""
+        rows = []
+        for r in self.records():
+            cell = {k: r["cell"][k] for k in CELL_COLUMNS}
+            cell["options"] = json.dumps(cell["options"], sort_keys=True)
+            code = r.get("code", {})
+            rows.append(
+                {
+                    "id": r["id"],
+                    **cell,
+                    **r["summary"],
+                    "device": r.get("device"),
+                    "commit": code.get("commit"),
+                    "finished_at": r.get("finished_at"),
+                }
+            )
+        table = pd.DataFrame(rows)
+        if rows:
+            table = table.sort_values(["game", "agent", "attack", "norm", "eps", "schedule", "seed"])
+        return table.reset_index(drop=True)
+
+    def write_summary(self) -> pd.DataFrame:
+        """Rebuild `summary.csv` and `summary.parquet` from the records."""
+        table = self.table()
+        atomic_write(self.root / "summary.csv", lambda p: table.to_csv(p, index=False))
+        atomic_write(self.root / "summary.parquet", lambda p: table.to_parquet(p, index=False))
+        return table
+
+    def run_info(self) -> dict[str, Any] | None:
+        return _read_json(self.run_file) if self.run_file.is_file() else None
+
+    def write_run_info(self, info: dict[str, Any]) -> None:
+        write_json(self.run_file, info)
+
+
+def _json_files(folder: Path) -> list[Path]:
+    """Finished files; a name starting with a dot is a file still being written."""
+    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"unreadable result file {path} ({e}); delete it to recompute it") from None
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in name)

@@ -1,0 +1,217 @@
+"""Grids: configs, cells, the resumable store, local and Ray backends, and interruptions."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rlattack import experiments
+from rlattack.cli import main
+from rlattack.errors import UserInputError
+from rlattack.experiments import GridConfig, expand, load_grid, run_grid
+from rlattack.store import ResultStore
+
+TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
+
+
+def write_config(path: Path, agent: str, **overrides) -> Path:
+    """A grid of whole Pong games with the tiny agent: a second or so per cell."""
+    grid = {"agents": [agent], "games": ["pong"], "episodes": 2, "envs": 2, "device": "cpu"}
+    path.write_text(yaml.safe_dump(grid | overrides))
+    return path
+
+
+def results(out: Path) -> dict[str, dict]:
+    """Records by id, without the fields that measure wall time."""
+    found = {}
+    for record in ResultStore(out).records():
+        summary = {k: v for k, v in record["summary"].items() if k not in TIMING}
+        found[record["id"]] = {"cell": record["cell"], "summary": summary, "episodes": record["episodes"]}
+    return found
+
+
+def test_grid_expands_every_cell_once() -> None:
+    grid = GridConfig(
+        agents=["pong-dqn"],
+        attacks=["none", "fgsm", {"name": "noise", "eps": ["2/255"], "norms": ["inf"]}],
+        norms=["inf", 2],
+        eps=[0.001, "1/255"],
+        seeds=[0, 1],
+        schedules=["every", "every:2"],
+    )
+    cells = expand(grid)
+    clean = [c for c in cells if c.attack == "none"]
+    fgsm = [c for c in cells if c.attack == "fgsm"]
+    noise = [c for c in cells if c.attack == "noise"]
+    assert len(clean) == 2 and {c.seed for c in clean} == {0, 1} and {c.norm for c in clean} == {None}
+    assert len(fgsm) == 2 * 2 * 2 * 2 and {c.eps for c in fgsm} == {0.001, 1 / 255}
+    assert len(noise) == 2 * 2 and {(c.eps, c.norm) for c in noise} == {(2 / 255, "inf")}
+    assert {c.game for c in cells} == {"pong"}  # the zoo victim's own game
+    assert len({c.id for c in cells}) == len(cells)
+    assert [c.id for c in expand(grid)] == [c.id for c in cells]  # stable across calls
+    # How a grid runs is not what it computes: the cells stay the same.
+    assert [c.id for c in expand(grid.model_copy(update={"threads": 2, "device": "cpu"}))] == [
+        c.id for c in cells
+    ]
+
+
+def test_toml_configs_read_like_yaml(tmp_path) -> None:
+    toml = tmp_path / "grid.toml"
+    toml.write_text('agents = ["pong-dqn"]\neps = ["1/255", 0.01]\nnorms = ["inf", "2"]\n')
+    yaml_path = tmp_path / "grid.yaml"
+    yaml_path.write_text("agents: [pong-dqn]\neps: [1/255, 0.01]\nnorms: [inf, 2]\n")
+    assert load_grid(toml) == load_grid(yaml_path)
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["rlattack", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code or 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epss": [0.1]}, "unknown key 'epss'"),
+        ({"eps": [-0.1]}, "eps must be a finite number >= 0"),
+        ({"eps": ["1/0"]}, "not a number or a fraction"),
+        ({"norms": [3]}, "norms.0"),
+        ({"agents": []}, "agents: List should have at least 1 item"),
+        ({"episodes": 0}, "episodes: Input should be greater than or equal to 1"),
+        ({"attacks": ["deepfool"], "eps": [0.1]}, "unknown attack 'deepfool'"),
+        ({"attacks": [{"name": "fgsm", "wobble": 3}], "eps": [0.1]}, "does not take options"),
+        ({"attacks": ["fgsm"]}, "attack 'fgsm' needs eps values"),
+        ({"schedules": ["sometimes"], "eps": [0.1]}, "bad schedule 'sometimes'"),
+        ({"games": ["pongg"]}, "unknown Atari game 'pongg'"),
+        ({"games": ["breakout"]}, "action-space mismatch"),
+        ({"games": None}, "needs `games` in the config"),
+        ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
+    ],
+)
+def test_bad_configs_are_one_line_and_status_2(
+    monkeypatch, capsys, tmp_path, tiny_atari_agent, change, message
+) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, **({"attacks": ["none"]} | change))
+    assert run_cli(monkeypatch, "run", str(config), "--out", str(tmp_path / "out"), "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlattack: error:") and err.count("\n") == 0 and message in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("agents: [a\n", "cannot parse"), ("- just a list\n", "must be a mapping")],
+)
+def test_unreadable_configs_are_refused(tmp_path, text, message) -> None:
+    config = tmp_path / "grid.yaml"
+    config.write_text(text)
+    with pytest.raises(UserInputError, match=message):
+        load_grid(config)
+    with pytest.raises(UserInputError, match=r"must end in \.yaml"):
+        load_grid(config.rename(tmp_path / "grid.json"))
+
+
+def test_grid_runs_locally_and_on_ray_with_equal_results(tmp_path, tiny_atari_agent) -> None:
+    pytest.importorskip("ray")
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["fgsm"], eps=[0.002, 0.02])
+    local = run_grid(config, tmp_path / "local", progress=False)
+    assert (local.computed, local.skipped) == (2, 0)
+    ray = run_grid(config, tmp_path / "ray", backend="ray", progress=False)
+    assert (ray.computed, ray.skipped) == (2, 0)
+    assert results(tmp_path / "local") == results(tmp_path / "ray")
+    runs = results(tmp_path / "local")
+    assert len(runs) == 2 and {r["summary"]["episodes"] for r in runs.values()} == {2}
+    assert len({r["summary"]["action_change_rate"] for r in runs.values()}) == 2  # the eps differ
+    for out in (tmp_path / "local", tmp_path / "ray"):
+        for table in (pd.read_csv(out / "summary.csv"), pd.read_parquet(out / "summary.parquet")):
+            assert sorted(table.id) == sorted(runs) and set(table.eps) == {0.002, 0.02}
+        info = json.loads((out / "run.json").read_text())
+        assert info["grid"]["eps"] == [0.002, 0.02] and "version" in info["code"]
+        assert (out / "config.yaml").read_text() == config.read_text()
+    again = run_grid(config, tmp_path / "local", progress=False)
+    assert (again.computed, again.skipped) == (0, 2)
+    assert results(tmp_path / "local") == runs
+
+
+def test_a_failing_cell_keeps_the_finished_ones(monkeypatch, tmp_path, tiny_atari_agent) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none", "fgsm"], eps=[0.01])
+    calls = []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        return real_evaluate(*args, **kwargs)
+
+    real_evaluate = experiments.evaluate
+    monkeypatch.setattr(experiments, "evaluate", crash_on_second)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_grid(config, tmp_path / "out", progress=False)
+    assert len(results(tmp_path / "out")) == 1
+    assert len(pd.read_csv(tmp_path / "out" / "summary.csv")) == 1
+    resumed = run_grid(config, tmp_path / "out", progress=False)
+    assert (resumed.computed, resumed.skipped) == (1, 1) and len(calls) == 3
+    assert len(results(tmp_path / "out")) == 2
+
+
+def test_ctrl_c_mid_grid_then_rerun_finishes_every_cell_once(tmp_path, tiny_atari_agent) -> None:
+    config = write_config(
+        tmp_path / "grid.yaml", tiny_atari_agent, attacks=["fgsm"], eps=[0.001, 0.002, 0.004], envs=1
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "rlattack", "run", str(config), "--out", str(out), "--no-progress"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("cells/*.json")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    stdout, _ = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted" in stdout
+    before = {path.name: path.read_bytes() for path in out.glob("cells/*.json")}
+    assert 1 <= len(before) < 3
+    resumed = run_grid(config, out, progress=False)
+    assert (resumed.computed, resumed.skipped) == (3 - len(before), len(before))
+    assert all((out / "cells" / name).read_bytes() == data for name, data in before.items())
+    table = pd.read_csv(out / "summary.csv")
+    assert len(table) == 3 and table.id.is_unique and sorted(table.eps) == [0.001, 0.002, 0.004]
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+def test_a_changed_grid_is_refused_unless_extended(tmp_path, tiny_atari_agent) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    out = tmp_path / "out"
+    run_grid(config, out, progress=False)
+    write_config(config, tiny_atari_agent, attacks=["none"], episodes=1, envs=1, threads=2)
+    assert run_grid(config, out, progress=False).skipped == 1  # how it runs is not what it computes
+    write_config(config, tiny_atari_agent, attacks=["none"], episodes=1, envs=1, seeds=[0, 1])
+    with pytest.raises(UserInputError, match=r"different grid \(changed: seeds\)"):
+        run_grid(config, out, progress=False)
+    extended = run_grid(config, out, extend=True, progress=False)
+    assert (extended.computed, extended.skipped) == (1, 1)
+    info = json.loads((out / "run.json").read_text())
+    assert info["earlier_grids"][0]["seeds"] == [0] and info["grid"]["seeds"] == [0, 1]
+    assert len(info["runs"]) == 3
+
+
+def test_a_directory_has_one_writer_and_refuses_damaged_records(tmp_path, tiny_atari_agent) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    out = tmp_path / "out"
+    with ResultStore(out).lock(), pytest.raises(UserInputError, match="another `rlattack run`"):
+        run_grid(config, out, progress=False)
+    (out / "cells").mkdir()
+    (out / "cells" / ".abc.json.tmp.json").write_text('{"id": ')  # left by a killed writer
+    run_grid(config, out, progress=False)
+    assert len(results(out)) == 1 and not list((out / "cells").glob(".*"))
+    record = next((out / "cells").glob("*.json"))
+    record.write_text(record.read_text()[:50])
+    with pytest.raises(UserInputError, match="unreadable result file"):
+        run_grid(config, out, progress=False)

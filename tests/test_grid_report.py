@@ -1,0 +1,95 @@
+"""The report of a small results directory: its figures, its markdown, its statistics."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from rlattack.cli import main
+from rlattack.experiments import Cell
+from rlattack.grid_report import mean_ci, write_report
+from rlattack.runner import Episode, Evaluation
+from rlattack.store import ResultStore, TransferRecord
+
+PNG = b"\x89PNG"
+
+
+def fake_record(cell: Cell, scores: list[float], changes: int) -> dict:
+    """What `run_cell` stores, for games with the given scores (100 steps, all attacked)."""
+    attacked = 0 if cell.attack == "none" else 100
+    games = [Episode(0, s, 100, attacked, changes if attacked else 0) for s in scores]
+    return {"id": cell.id, "cell": cell.model_dump(mode="json"), **Evaluation(games, wall_s=1.0).to_dict()}
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """Two agents, clean and FGSM at two eps in two norms, two seeds; plus a transfer matrix."""
+    store = ResultStore(tmp_path / "results")
+    base = dict(
+        game="pong", options={}, schedule="every", episodes=3, envs=1, surface="stack", quantize=False
+    )
+    rng = np.random.default_rng(0)
+    for agent in ("a2c-agent", "dqn-agent"):
+        for seed in (0, 1):
+            clean = Cell(agent=agent, attack="none", norm=None, eps=0.0, seed=seed, **base)
+            store.save(fake_record(clean, list(rng.normal(10, 2, 3)), 0))
+            for norm in ("inf", "2"):
+                for eps in (0.001, 0.004):
+                    cell = Cell(agent=agent, attack="fgsm", norm=norm, eps=eps, seed=seed, **base)
+                    store.save(fake_record(cell, list(rng.normal(10 - 1000 * eps, 2, 3)), int(eps * 1e4)))
+    for source in ("a2c-agent", "dqn-agent"):
+        for target in ("a2c-agent", "dqn-agent"):
+            store.save_transfer(
+                TransferRecord(
+                    game="pong", attack="fgsm", norm="inf", eps=0.004, source=source, target=target,
+                    return_mean=-5.0 if source == target else 3.0, episodes=3,
+                )
+            )  # fmt: skip
+    return store
+
+
+def test_mean_ci_is_student_t() -> None:
+    mean, lo, hi = mean_ci([1.0, 3.0])
+    assert mean == 2.0 and hi - mean == mean - lo == pytest.approx(12.7062, rel=1e-4)  # t(0.975, 1) * 1
+    assert math.isnan(mean_ci([4.0])[1])
+    assert mean_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_report_writes_figures_and_a_summary_per_cell(results_dir, tmp_path) -> None:
+    out = tmp_path / "report"
+    written = write_report(results_dir.root, out)
+    names = {p.name for p in written}
+    assert names == {
+        "return_vs_eps_pong.png",
+        "action_change_vs_eps_pong.png",
+        "transfer_pong_fgsm_Linf_eps0.004.png",
+        "report.md",
+    }
+    for path in written:
+        assert path.parent == out and path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert path.read_bytes()[:4] == PNG
+    markdown = (out / "report.md").read_text()
+    rows = [line for line in markdown.splitlines() if line.startswith("| pong")]
+    records = results_dir.records()
+    assert len(rows) == len(records) == 2 * 2 * (1 + 2 * 2)
+    for record in records:
+        mean, lo, hi = mean_ci([e["score"] for e in record["episodes"]])
+        c = record["cell"]
+        assert any(
+            f"| {c['agent']} |" in row and f"| {c['seed']} |" in row and f"| {mean:.2f} |" in row
+            for row in rows
+        )
+        assert f"[{lo:.2f}, {hi:.2f}]" in markdown
+    assert "![return_vs_eps_pong](return_vs_eps_pong.png)" in markdown
+
+
+def test_report_of_a_directory_without_results_exits_2(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setattr(sys, "argv", ["rlattack", "report", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "not a results directory" in capsys.readouterr().err
