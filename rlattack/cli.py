@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 
 from rlattack.attacks import ATTACKS, build_attack
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
-from rlattack.policies import Policy, load_policy
+from rlattack.policies import Policy, load_policy, resolve_device
 from rlattack.report import plot_comparison, print_table, summary_table
 from rlattack.runner import evaluate
 from rlattack.schedules import parse_schedule
@@ -44,16 +43,8 @@ Gamma = Annotated[float, typer.Option(help="JSMA largest fraction of features ch
 Progress = Annotated[bool, typer.Option(help="show a progress bar")]
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda") or (name == "cuda" and not torch.cuda.is_available()):
-        raise UserInputError(f"device {name!r} is not available here (use auto, cpu or cuda)")
-    return name
-
-
 def _policy_and_game(agent: str, game: str | None, device: str) -> tuple[Policy, str]:
-    policy = load_policy(agent, _device(device))
+    policy = load_policy(agent, resolve_device(device))
     if game is None:
         from agents.zoo import victims
 

@@ -34,7 +34,7 @@ from rlattack.attacks import Attack, build_attack
 from rlattack.envs import make_vector_env, rom_id
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
-from rlattack.policies import Policy, load_policy
+from rlattack.policies import Policy, load_policy, resolve_device
 from rlattack.runner import evaluate
 from rlattack.schedules import parse_schedule
 from rlattack.store import ResultStore, code_version, now
@@ -256,15 +256,6 @@ def check_cells(cells: list[Cell]) -> None:
 def _policy(agent: str, device: str) -> Policy:
     """Policies are frozen and stateless, so cells on the same worker share one copy."""
     return load_policy(agent, device)
-
-
-def resolve_device(name: str) -> str:
-    """`auto` is CUDA where this process sees a GPU (on Ray: the worker's), else the CPU."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("device 'cuda' is not available here (use auto or cpu)")
-    return name
 
 
 @contextmanager

@@ -196,6 +196,15 @@ def load_torchscript(path: str | Path, device: str = "cpu") -> Policy:
     return Policy(net, n_actions=out.shape[1], name=f"torch:{path.name}")
 
 
+def resolve_device(name: str) -> str:
+    """`auto` is CUDA where this process sees a GPU (on Ray: the worker's), else the CPU."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") or (name == "cuda" and not torch.cuda.is_available()):
+        raise UserInputError(f"device {name!r} is not available here (use auto, cpu or cuda)")
+    return name
+
+
 def load_policy(agent: str, device: str = "cpu") -> Policy:
     """Resolve the CLI's AGENT: a zoo name, `sb3:PATH.zip` or `torch:PATH`."""
     if agent.startswith("sb3:"):

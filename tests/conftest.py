@@ -10,6 +10,10 @@ from torch import nn
 
 from rlattack.policies import Policy
 
+# One torch thread per test process: with more, OpenMP threads spin against each other whenever
+# the two cores are shared (another process, Ray workers), and tests slow down 10-30x.
+torch.set_num_threads(1)
+
 SMALL_SHAPE = (4, 8, 8)
 
 

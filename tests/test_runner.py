@@ -48,7 +48,7 @@ def test_attacked_evaluation_records_schedule_and_norms(sb3_models) -> None:
 
 
 def test_targeted_attacks_report_how_often_the_target_was_taken(sb3_models) -> None:
-    attack = JSMA(1.0, gamma=0.01, target=FixedAction(3))
+    attack = JSMA(1.0, gamma=0.002, target=FixedAction(3))
     result = evaluate(load_sb3(sb3_models["dqn"]), "pong", attack, EveryN(8), episodes=1, progress=False)
     game = result.episodes[0]
     assert game.targeted_steps == game.attacked_steps > 0
