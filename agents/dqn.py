@@ -3,7 +3,9 @@
     python -m agents.dqn --game pong --seed 1 --run-dir runs/pong-dqn
 
 Re-running the same command continues from `RUN_DIR/checkpoint.zip` (the replay buffer starts
-empty again and refills for `learning_starts` steps before updates resume).
+empty again and refills for `learning_starts` steps before updates resume). Where only the
+shipped victim is left (a new machine), `--init-from agents/zoo/pong-dqn` continues from its
+weights and step count.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 import tyro
 from stable_baselines3 import DQN
 
-from agents.training import Checkpoint, run_record
+from agents.training import Checkpoint, continue_from_victim, run_record
 from rlattack.envs import Sb3VecEnv
 
 
@@ -53,6 +55,9 @@ class Args:
     """torch CPU threads (leave a core for the emulator on small machines)"""
     device: str = "auto"
     """torch device for training"""
+    init_from: Path | None = None
+    """zoo victim folder to continue when RUN_DIR has no checkpoint: its weights, steps and record
+    (Adam's moments and the replay buffer start afresh)"""
 
 
 def main(args: Args) -> None:
@@ -82,6 +87,8 @@ def main(args: Args) -> None:
             device=args.device,
             verbose=0,
         )
+        if args.init_from is not None:
+            continue_from_victim(model, args.init_from, args.run_dir)
     record = run_record(args.run_dir, args, "dqn")
     remaining = args.total_timesteps - model.num_timesteps
     if remaining > 0:

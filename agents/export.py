@@ -58,6 +58,7 @@ def main(args: Args) -> None:
         "hardware": record["hardware"],
         "command": record["command"],
         "resumed_with": record.get("resumed_with", []),
+        "args": record.get("args", {}),
         "note": args.note,
     }
     write_json(target / "meta.json", meta)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -88,6 +88,35 @@ class Checkpoint(BaseCallback):
             hardware=hardware(),
         )
         write_json(self.run_dir / "run.json", self.record)
+
+
+def continue_from_victim(model: BaseAlgorithm, victim: Path, run_dir: Path) -> None:
+    """Start `model` from a zoo victim's weights and step count, and its run record from the
+    victim's metadata, so frames and wall time keep adding up across machines."""
+    meta = json.loads((victim / "meta.json").read_text())
+    missing, unexpected = model.policy.load_state_dict(
+        load_file(str(victim / "weights.safetensors")), strict=False
+    )
+    if unexpected or any(not k.startswith("q_net_target.") for k in missing):
+        raise ValueError(f"{victim} does not fit this network: {missing + unexpected}")
+    if hasattr(model.policy, "q_net_target"):
+        model.policy.q_net_target.load_state_dict(model.policy.q_net.state_dict())
+    model.num_timesteps = int(meta["timesteps"])
+    model.learning_starts += model.num_timesteps  # the replay buffer starts empty
+    keys = (
+        "algorithm",
+        "game",
+        "seed",
+        "command",
+        "network",
+        "timesteps",
+        "frames",
+        "wall_seconds",
+        "hardware",
+    )
+    record = {k: meta[k] for k in keys} | {"resumed_with": meta.get("resumed_with", [])}
+    record["args"] = meta.get("args", {})
+    write_json(run_dir / "run.json", record)
 
 
 def run_record(run_dir: Path, args: Any, algorithm: str) -> dict[str, Any]:
