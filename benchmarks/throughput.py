@@ -23,8 +23,8 @@ import tyro
 
 from rlattack.attacks import FGSM
 from rlattack.envs import make_env
-from rlattack.experiments import resolve_device, torch_threads
-from rlattack.policies import Policy, load_policy
+from rlattack.experiments import torch_threads
+from rlattack.policies import Policy, load_policy, resolve_device
 from rlattack.runner import evaluate
 
 

@@ -163,20 +163,33 @@ def test_a_failing_cell_keeps_the_finished_ones(monkeypatch, tmp_path, tiny_atar
     assert len(results(tmp_path / "out")) == 2
 
 
+def finished_records(out: Path) -> list[Path]:
+    """Cell records, not the temporary files they are written through."""
+    return [p for p in out.glob("cells/*.json") if not p.name.startswith(".")]
+
+
 def test_ctrl_c_mid_grid_then_rerun_finishes_every_cell_once(tmp_path, tiny_atari_agent) -> None:
     config = write_config(
         tmp_path / "grid.yaml", tiny_atari_agent, attacks=["fgsm"], eps=[0.001, 0.002, 0.004], envs=1
     )
     out = tmp_path / "out"
     command = [sys.executable, "-m", "rlattack", "run", str(config), "--out", str(out), "--no-progress"]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts jobs in the background ignores SIGINT for them, and Python then never
+    # raises KeyboardInterrupt: give the child the default disposition, as a terminal would.
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
-    while not list(out.glob("cells/*.json")) and child.poll() is None and time.monotonic() < deadline:
+    while not finished_records(out) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     child.send_signal(signal.SIGINT)
     stdout, _ = child.communicate(timeout=60)
     assert child.returncode == 130 and "interrupted" in stdout
-    before = {path.name: path.read_bytes() for path in out.glob("cells/*.json")}
+    before = {path.name: path.read_bytes() for path in finished_records(out)}
     assert 1 <= len(before) < 3
     resumed = run_grid(config, out, progress=False)
     assert (resumed.computed, resumed.skipped) == (3 - len(before), len(before))
