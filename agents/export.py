@@ -2,7 +2,7 @@
 
     python -m agents.export --run-dir runs/pong-dqn --name pong-dqn --episodes 10
 
-Copies the weights, writes `meta.json` from the run record, then runs
+Copies the weights and the learning curve, writes `meta.json` from the run record, then runs
 `rlattack eval --agent NAME --attack none` on whole games and stores that command's summary
 (and the command itself) as the victim's clean score. No score is written any other way.
 """
@@ -46,6 +46,7 @@ def main(args: Args) -> None:
     target = ZOO / args.name
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run_dir / "weights.safetensors", target / "weights.safetensors")
+    shutil.copyfile(args.run_dir / "curve.csv", target / "curve.csv")  # score of every training game
     meta = {
         "game": record["game"],
         "algorithm": record["algorithm"],
