@@ -134,7 +134,8 @@ def sb3_algorithm(path: Path) -> str:
     raise UserInputError(f"unsupported SB3 policy {module or '?'} in {path}")
 
 
-def _sb3_class(algorithm: str) -> Any:
+def sb3_class(algorithm: str) -> Any:
+    """The SB3 algorithm class; its `policy_aliases["CnnPolicy"]` is the network it trains."""
     import sb3_contrib
     import stable_baselines3
 
@@ -145,6 +146,8 @@ def _sb3_class(algorithm: str) -> Any:
         "qrdqn": sb3_contrib.QRDQN,
         "trpo": sb3_contrib.TRPO,
     }
+    if algorithm not in classes:
+        raise UserInputError(f"unknown algorithm {algorithm!r}; known: {', '.join(classes)}")
     return classes[algorithm]
 
 
@@ -164,7 +167,7 @@ def load_sb3(path: str | Path, device: str = "cpu") -> Policy:
         "clip_range_vf": None,
     }
     try:
-        model = _sb3_class(algorithm).load(path, device=device, custom_objects=custom)
+        model = sb3_class(algorithm).load(path, device=device, custom_objects=custom)
     except Exception as e:  # SB3 raises many types for a damaged archive
         raise UserInputError(f"cannot load SB3 model {path}: {type(e).__name__}: {e}") from None
     return from_sb3_policy(algorithm, model.policy, name=f"sb3:{path.name}")

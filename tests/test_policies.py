@@ -8,17 +8,13 @@ import torch
 
 from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
-from rlattack.policies import Policy, load_policy, load_sb3, load_torchscript, sb3_algorithm
+from rlattack.policies import Policy, load_policy, load_sb3, load_torchscript, sb3_algorithm, sb3_class
 
 OBS = np.random.default_rng(0).integers(0, 256, (5, *OBS_SHAPE), dtype=np.uint8)
 
 
 def _sb3_model(path):
-    from sb3_contrib import QRDQN, TRPO
-    from stable_baselines3 import A2C, DQN, PPO
-
-    cls = {"dqn": DQN, "qrdqn": QRDQN, "ppo": PPO, "a2c": A2C, "trpo": TRPO}[sb3_algorithm(path)]
-    return cls.load(path, device="cpu")
+    return sb3_class(sb3_algorithm(path)).load(path, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["dqn", "qrdqn", "ppo", "a2c", "trpo"])

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
-from rlattack.policies import Policy, from_sb3_policy
+from rlattack.policies import Policy, from_sb3_policy, sb3_class
 
 ZOO = Path(__file__).parent
 
@@ -68,23 +68,12 @@ def victim(name: str) -> Victim:
     return by_name[name]
 
 
-def _sb3_policy_class(algorithm: str) -> type:
-    if algorithm == "dqn":
-        from stable_baselines3.dqn.policies import CnnPolicy
-    elif algorithm == "qrdqn":
-        from sb3_contrib.qrdqn.policies import CnnPolicy
-    elif algorithm in ("a2c", "ppo", "trpo"):
-        from stable_baselines3.common.policies import ActorCriticCnnPolicy as CnnPolicy
-    else:
-        raise UserInputError(f"zoo entry with unknown algorithm {algorithm!r}")
-    return CnnPolicy
-
-
 def load_victim(name: str, device: str = "cpu") -> Policy:
     """Build the victim's network and load its weights (the target network is not shipped)."""
     v = victim(name)
     obs_space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-    sb3_policy = _sb3_policy_class(v.algorithm)(obs_space, spaces.Discrete(v.n_actions), lambda _: 0.0)
+    network = sb3_class(v.algorithm).policy_aliases["CnnPolicy"]
+    sb3_policy = network(obs_space, spaces.Discrete(v.n_actions), lambda _: 0.0)
     try:
         state = load_file(str(v.path / "weights.safetensors"))
     except Exception as e:  # safetensors raises its own error types for a damaged file
