@@ -3,6 +3,9 @@
 It keeps, per env, the stack of frames as the agent saw them. With the `stack` threat surface
 every step starts from the clean stack; with `frame` only the newest frame is perturbed and the
 older ones stay as they were seen (perturbed or not) until they leave the stack.
+
+Black-box transfer: with a `source`, the attack (and a timed schedule) works on the source's
+gradients and logits only, and the policy that acts is shown what was crafted there.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Step:
     """(K,) bool: whether an attack ran on this env's observation"""
     target: np.ndarray
     """(K,) the target action of a targeted attack, -1 where there was none"""
+    source_success: np.ndarray
+    """(K,) bool: the attack succeeded on the policy it was crafted on (white-box: the agent)"""
     linf: np.ndarray
     l2: np.ndarray
     l0: np.ndarray
@@ -39,7 +44,10 @@ class Step:
 
 
 class Attacker:
-    """Applies `attack` under `schedule` to batches of uint8 observations; one attack call per step."""
+    """Applies `attack` under `schedule` to batches of uint8 observations; one attack call per step.
+
+    `policy` acts; the attack is crafted on `source` when one is given (transfer), else on `policy`.
+    """
 
     def __init__(
         self,
@@ -47,8 +55,11 @@ class Attacker:
         attack: Attack | None,
         schedule: Schedule | None = None,
         num_envs: int = 1,
+        source: Policy | None = None,
     ) -> None:
         self.policy = policy
+        self.source = source
+        self.crafter = source or policy
         self.attack = attack
         self.schedule = schedule or EveryStep()
         self.frame_surface = attack is not None and attack.surface == "frame"
@@ -71,23 +82,30 @@ class Attacker:
         logits = None
         if self.attack is not None and self.schedule.needs_logits:
             with torch.no_grad():
-                logits = self.policy(seen)
+                logits = self.crafter(seen)
         attacked = np.zeros(k, dtype=bool) if self.attack is None else self.schedule(steps, logits)
         action = torch.empty(k, dtype=torch.long, device=device)
         clean_action = torch.empty_like(action)
         target = torch.full((k,), -1, dtype=torch.long, device=device)
+        source_success = torch.zeros(k, dtype=torch.bool, device=device)
         norms = torch.zeros(3, k, device=device)
         hit = torch.as_tensor(attacked, device=device)
         if attacked.any():
-            result = self.attack(self.policy, seen[hit])
+            result = self.attack(self.crafter, seen[hit])
+            if self.source is None:
+                action[hit] = result.adv_action
+                clean_action[hit] = result.clean_action
+            else:
+                with torch.no_grad():
+                    clean_action[hit] = self.policy(seen[hit]).argmax(dim=1)
+                    action[hit] = self.policy(result.adv).argmax(dim=1)
             seen[hit] = result.adv
-            action[hit] = result.adv_action
-            clean_action[hit] = result.clean_action
+            source_success[hit] = result.success
             norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)
             if result.target is not None:
                 target[hit] = result.target
         if not attacked.all():
-            if logits is None:
+            if logits is None or self.source is not None:
                 with torch.no_grad():
                     logits = self.policy(seen[~hit])
             else:
@@ -102,6 +120,7 @@ class Attacker:
             clean_action.cpu().numpy(),
             attacked,
             target.cpu().numpy(),
+            source_success.cpu().numpy(),
             linf,
             l2,
             l0,

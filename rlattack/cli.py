@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from rlattack.attacks import ATTACKS, build_attack
+from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError
-from rlattack.files import write_json
+from rlattack.files import atomic_write, write_json
 from rlattack.policies import Policy, load_policy, resolve_device
 from rlattack.report import plot_comparison, print_table, summary_table
 from rlattack.runner import evaluate
@@ -266,6 +267,164 @@ def video(
         f"wrote {out}: {summary['steps']} steps, score {summary['score']:g}, "
         f"action changed on {summary['changed']} of {summary['attacked']} attacked steps"
     )
+
+
+@app.command()
+def substitute(
+    agent: Annotated[str, typer.Option(help="the target: zoo name, sb3:PATH.zip or torch:PATH")],
+    out: Annotated[
+        Path, typer.Option(help="folder for substitute.pt, substitute.json, agreement.png")
+    ] = Path("substitute"),
+    budget: Annotated[
+        int, typer.Option(help="most queries: watched states plus augmentation labels")
+    ] = 100_000,
+    play: Annotated[
+        int, typer.Option(help="states of the target's own play to imitate (the seed set)")
+    ] = 50_000,
+    rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 1,
+    lam: Annotated[float, typer.Option(help="augmentation step on the [0, 1] scale")] = 0.1,
+    tau: Annotated[int, typer.Option(help="rounds between sign flips of the augmentation step")] = 2,
+    arch: Annotated[
+        str, typer.Option(help="mnih2013 (default, unlike the victims' nature), nature or mlp")
+    ] = ("mnih2013"),
+    epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 4,
+    batch_size: Annotated[int, typer.Option(help="training minibatch")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam step size")] = 1e-3,
+    holdout: Annotated[int, typer.Option(help="held-out states from other games, for the agreement")] = 5_000,
+    envs: Envs = 8,
+    device: Device = "auto",
+    seed: Seed = 0,
+    game: Game = None,
+    progress: Progress = True,
+) -> None:
+    """Train a substitute of AGENT from its actions only (imitation + Jacobian augmentation)."""
+    from rlattack.report import plot_agreement
+    from rlattack.substitute import Oracle, Round, Substitute, train_substitute, watch
+
+    if play < 1 or play > budget:
+        raise UserInputError(f"--play must be between 1 and --budget ({budget}), got {play}")
+    if lam <= 0 or holdout < 1:
+        raise UserInputError(f"need --lam > 0 and --holdout >= 1 (got {lam}, {holdout})")
+    target, game = _policy_and_game(agent, game, device)
+    sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed)
+    oracle = Oracle(target, budget)
+    held_out = watch(Oracle(target), game, holdout, envs, seed + 1, progress)  # not the attacker's queries
+    seed_set = watch(oracle, game, play, envs, seed, progress)
+    config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
+    config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
+    config |= {"holdout": holdout, "envs": envs, "seed": seed}
+    history: list[dict[str, Any]] = []
+
+    def save(sub: Substitute, done: Round) -> None:
+        history.append(dict(vars(done)))
+        print(
+            f"round {done.round}: {done.points} points, {done.queries} queries, "
+            f"agreement {done.agreement:.1%}"
+        )
+        atomic_write(out / "substitute.pt", lambda p: sub.save(str(p)))
+        write_json(
+            out / "substitute.json",
+            {
+                "use_as": f"torch:{out / 'substitute.pt'}",
+                "n_actions": sub.n_actions,
+                "obs_shape": list(sub.obs_shape),
+                "queries": done.queries,
+                "agreement": done.agreement,
+                "config": config,
+                "rounds": history,
+            },
+        )
+
+    train_substitute(sub, oracle, seed_set, held_out, rounds, lam, tau, epochs, batch_size, progress, save)
+    plot_agreement(history, out / "agreement.png", f"substitute of {agent} ({arch}) on {game}")
+    print(f"wrote {out}; attack with it as --source torch:{out / 'substitute.pt'}")
+
+
+@app.command()
+def transfer(
+    source: Annotated[list[str], typer.Option(help="policy the attack is crafted on; repeat for a matrix")],
+    victim: Annotated[list[str], typer.Option(help="policy shown what was crafted (the target); repeat")],
+    eps: Annotated[float, typer.Option(help="budget on the [0, 1] scale (1/255 = one gray level)")],
+    attack: Annotated[str, typer.Option(help=", ".join(ATTACKS[1:]))] = "fgsm",
+    norm: NormOpt = "inf",
+    target: Annotated[
+        str | None,
+        typer.Option(help="policy induction: least-likely, random or action:K (the adversary's action)"),
+    ] = None,
+    schedule: ScheduleOpt = "every",
+    steps: Steps = 10,
+    step_size: StepSize = None,
+    theta: Theta = 1.0,
+    gamma: Gamma = 0.1,
+    surface: SurfaceOpt = "stack",
+    quantize: Quantize = False,
+    episodes: Episodes = 10,
+    envs: Envs = 5,
+    device: Device = "auto",
+    seed: Seed = 0,
+    game: Game = None,
+    clean: Annotated[bool, typer.Option(help="also play each victim unattacked, for reference")] = True,
+    out: Annotated[Path, typer.Option(help="folder for the records, heatmaps and transfer.md")] = Path(
+        "transfer"
+    ),
+    progress: Progress = True,
+) -> None:
+    """Craft on each --source, show it to each --victim: return, transfer rate, source success."""
+    from functools import cache
+
+    from rich.table import Table
+
+    from rlattack.grid_report import transfer_figures, transfer_table
+    from rlattack.store import TransferRecord
+    from rlattack.transfer import TransferSetting, transfer_matrix
+
+    def build() -> Attack:
+        return build_attack(
+            attack,
+            eps,
+            norm,
+            surface,  # type: ignore[arg-type]
+            quantize,
+            seed,
+            target=target,
+            steps=steps,
+            step_size=step_size,
+            theta=theta,
+            gamma=gamma,
+        )
+
+    if attack == "none":
+        raise UserInputError("transfer needs an attack (fgsm, pgd, jsma or noise)")
+    build()  # bad attack options fail here, before any game is played
+    parse_schedule(schedule, seed)
+    resolved = resolve_device(device)
+    load = cache(lambda agent: load_policy(agent, resolved))
+    game = game or _policy_and_game(victim[0], None, device)[1]
+    setting = TransferSetting(game, attack, norm, eps, target, build, lambda: parse_schedule(schedule, seed))
+
+    def announce(r: TransferRecord) -> None:
+        print(f"{r.source} -> {r.target}: return {r.return_mean:.2f}, transfer {r.action_change_rate:.1%}")
+
+    records = transfer_matrix(
+        source, victim, load, setting, out, episodes, envs, seed, clean, progress, announce
+    )
+    table = Table(title=f"{attack} L{norm} eps={eps:g} on {game}, {episodes} games per pair")
+    for column in ("source", "victim", "clean", "attacked", "transfer rate", "source success", "target hit"):
+        table.add_column(column, justify="left" if column in ("source", "victim") else "right")
+    for r in records:
+        table.add_row(
+            r.source,
+            r.target,
+            "-" if r.clean_return is None else f"{r.clean_return:.2f}",
+            f"{r.return_mean:.2f} ± {r.return_std:.2f}",
+            f"{r.action_change_rate:.1%}",
+            f"{r.source_success_rate:.1%}",
+            "-" if r.target_rate is None else f"{r.target_rate:.1%}",
+        )
+    print_table(table)
+    figures = transfer_figures(records, out)
+    atomic_write(out / "transfer.md", lambda p: p.write_text("\n".join(transfer_table(records)) + "\n"))
+    print(f"wrote {out / 'transfer.md'} and {len(figures)} heatmaps in {out}")
 
 
 def main() -> None:

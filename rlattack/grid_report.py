@@ -42,24 +42,22 @@ def mean_ci(scores: list[float], level: float = 0.95) -> tuple[float, float, flo
 def write_report(results: Path, out: Path) -> list[Path]:
     """Write the figures and `report.md` into `out`; returns the files written."""
     store = ResultStore(results)
-    if not store.cells.is_dir():
-        raise UserInputError(f"{results} is not a results directory of `rlattack run` (no cells/)")
     records = store.records()
-    if not records:
-        raise UserInputError(f"{results} holds no finished cells yet")
-    games = _games_table(records)
+    transfers = store.transfer_records()
+    if not records and not transfers:
+        raise UserInputError(
+            f"{results} holds no finished cells of `rlattack run` nor records of `rlattack transfer`"
+        )
     written = []
-    for game, rows in games.groupby("game"):
-        for metric in ("return", "action_change"):
-            path = out / f"{metric}_vs_eps_{game}.png"
-            if _plot_vs_eps(rows, metric, path, str(game)):
-                written.append(path)
-    for key, rows in _transfer_groups(store.transfer_records()).items():
-        path = out / f"transfer_{key}.png"
-        _plot_transfer(rows, path)
-        written.append(path)
+    if records:
+        for game, rows in _games_table(records).groupby("game"):
+            for metric in ("return", "action_change"):
+                path = out / f"{metric}_vs_eps_{game}.png"
+                if _plot_vs_eps(rows, metric, path, str(game)):
+                    written.append(path)
+    written += transfer_figures(transfers, out)
     markdown = out / "report.md"
-    atomic_write(markdown, lambda p: p.write_text(_markdown(records, store, written, out)))
+    atomic_write(markdown, lambda p: p.write_text(_markdown(records, transfers, store, written, out)))
     return [*written, markdown]
 
 
@@ -137,56 +135,114 @@ def _pooled(rows: pd.DataFrame) -> list[float]:
     return [score for scores in rows.scores for score in scores]
 
 
-def _transfer_groups(records: list[TransferRecord]) -> dict[str, list[TransferRecord]]:
+def transfer_figures(records: list[TransferRecord], out: Path) -> list[Path]:
+    """Two heatmaps per (game, attack, norm, eps, target rule): the target's return, the transfer rate."""
     groups: dict[str, list[TransferRecord]] = {}
     for r in records:
-        groups.setdefault(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}", []).append(r)
-    return groups
+        rule = f"_to-{r.target_rule}" if r.target_rule else ""
+        groups.setdefault(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}{rule}", []).append(r)
+    written = []
+    for key, rows in groups.items():
+        for metric, prefix in (("return_mean", "transfer"), ("action_change_rate", "transfer_rate")):
+            path = out / f"{prefix}_{key}.png"
+            _plot_transfer(rows, metric, path)
+            written.append(path)
+    return written
 
 
-def _plot_transfer(records: list[TransferRecord], path: Path) -> None:
-    """Rows: where the examples were crafted; columns: the agent that saw them; value: its return."""
+TRANSFER_METRICS = {
+    "return_mean": ("target's mean return", "{:.1f}"),
+    "action_change_rate": ("transfer rate (target's action changed)", "{:.0%}"),
+}
+
+
+def _plot_transfer(records: list[TransferRecord], metric: str, path: Path) -> None:
+    """Rows: where the examples were crafted; columns: the agent that saw them."""
     sources = sorted({r.source for r in records})
     targets = sorted({r.target for r in records})
     grid = np.full((len(sources), len(targets)), np.nan)
     for r in records:
-        grid[sources.index(r.source), targets.index(r.target)] = r.return_mean
+        value = getattr(r, metric)
+        grid[sources.index(r.source), targets.index(r.target)] = np.nan if value is None else value
+    label, fmt = TRANSFER_METRICS[metric]
     fig, ax = plt.subplots(figsize=(1.6 * len(targets) + 3, 1.2 * len(sources) + 2))
     image = ax.imshow(grid, cmap="viridis")
-    ax.set_xticks(range(len(targets)), targets, rotation=30, ha="right")
-    ax.set_yticks(range(len(sources)), sources)
+    ax.set_xticks(range(len(targets)), [_short(t) for t in targets], rotation=30, ha="right")
+    ax.set_yticks(range(len(sources)), [_short(s) for s in sources])
     ax.set_xlabel("target (evaluated)")
     ax.set_ylabel("source (crafted on)")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white", fontsize=9)
-    fig.colorbar(image, ax=ax, label="target's mean return")
+            ax.text(j, i, fmt.format(value), ha="center", va="center", color="white", fontsize=9)
+    fig.colorbar(image, ax=ax, label=label)
     r = records[0]
-    ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={r.eps:g} transfer")
+    rule = f", target rule {r.target_rule}" if r.target_rule else ""
+    ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={r.eps:g} transfer{rule}")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)
 
 
-def _markdown(records: list[dict], store: ResultStore, figures: list[Path], out: Path) -> str:
-    info = store.run_info() or {}
-    code = info.get("code", {})
+def _short(agent: str) -> str:
+    """An axis label: a file agent (sb3:, torch:) by its last folder and file name only."""
+    kind, _, path = agent.rpartition(":")
+    parts = Path(path).parts
+    return agent if len(parts) < 3 else f"{kind}:…/{'/'.join(parts[-2:])}"
+
+
+def transfer_table(records: list[TransferRecord]) -> list[str]:
+    """Markdown rows: per pair the target's clean and attacked return, transfer and source success."""
     lines = [
-        f"# Results of {store.root.name}",
-        "",
-        f"{len(records)} cells; code {code.get('version')} at commit {code.get('commit')}"
-        + (" (with local edits)" if code.get("dirty") else "")
-        + ". The grid:",
-        "",
-        "```yaml",
-        yaml.safe_dump(info.get("grid", {}), sort_keys=False).strip(),
-        "```",
-        "",
-        "std is that of the game scores (as in `rlattack eval`); the 95% CI is Student t on the mean.",
-        "",
+        "| game | attack | norm | eps | target rule | source | target | games | clean | attacked "
+        "| transfer rate | source success | target hit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.1%}"
+
+    for r in sorted(
+        records, key=lambda r: (r.game, r.attack, r.norm, r.eps, r.target_rule or "", r.source, r.target)
+    ):
+        clean = "n/a" if r.clean_return is None else f"{r.clean_return:.2f}"
+        lines.append(
+            f"| {r.game} | {r.attack} | {NORM_NAMES.get(r.norm, r.norm)} | {r.eps:g} "
+            f"| {r.target_rule or '-'} "
+            f"| {r.source} | {r.target} | {r.episodes} | {clean} | {r.return_mean:.2f} ± {r.return_std:.2f} "
+            f"| {pct(r.action_change_rate)} | {pct(r.source_success_rate)} | {pct(r.target_rate)} |"
+        )
+    return lines
+
+
+def _markdown(
+    records: list[dict], transfers: list[TransferRecord], store: ResultStore, figures: list[Path], out: Path
+) -> str:
+    lines = [f"# Results of {store.root.name}", ""]
+    if records:
+        info = store.run_info() or {}
+        code = info.get("code", {})
+        lines += [
+            f"{len(records)} cells; code {code.get('version')} at commit {code.get('commit')}"
+            + (" (with local edits)" if code.get("dirty") else "")
+            + ". The grid:",
+            "",
+            "```yaml",
+            yaml.safe_dump(info.get("grid", {}), sort_keys=False).strip(),
+            "```",
+            "",
+            "std is that of the game scores (as in `rlattack eval`); the 95% CI is Student t on the mean.",
+            "",
+        ]
     lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
-    lines += [
+    if records:
+        lines += _cells_table(records)
+    if transfers:
+        lines += ["", "## Transfer", "", *transfer_table(transfers)]
+    return "\n".join(lines) + "\n"
+
+
+def _cells_table(records: list[dict]) -> list[str]:
+    lines = [
         "| game | agent | attack | norm | eps | schedule | seed | games "
         "| mean | std | 95% CI | action change |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -202,7 +258,7 @@ def _markdown(records: list[dict], store: ResultStore, figures: list[Path], out:
             f"| {c['eps']:g} | {c['schedule']} | {c['seed']} | {s['episodes']} | {mean:.2f} "
             f"| {s['return_std']:.2f} | {ci} | {s['action_change_rate']:.1%} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _order(record: dict) -> tuple:

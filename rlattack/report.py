@@ -72,3 +72,23 @@ def plot_comparison(rows: Sequence[tuple[str, dict[str, Any]]], path: Path, titl
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=120))
     plt.close(fig)
+
+
+def plot_agreement(rounds: Sequence[dict[str, Any]], path: Path, title: str) -> None:
+    """Held-out agreement of a substitute after each round, against the queries spent so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["queries"] for r in rounds], [100 * r["agreement"] for r in rounds], "o-")
+    for r in rounds:
+        ax.annotate(f"round {r['round']}", (r["queries"], 100 * r["agreement"]), fontsize=8)
+    ax.set_xlabel("queries to the target")
+    ax.set_ylabel("top-1 agreement on held-out play (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=120))
+    plt.close(fig)

@@ -29,6 +29,7 @@ class Episode:
     length: int
     attacked_steps: int = 0
     action_changes: int = 0
+    source_successes: int = 0
     targeted_steps: int = 0
     target_hits: int = 0
     linf_sum: float = 0.0
@@ -58,6 +59,7 @@ class Evaluation:
             "attacked_steps": attacked,
             "attacked_fraction": attacked / max(steps, 1),
             "action_change_rate": sum(e.action_changes for e in self.episodes) / per_attacked,
+            "source_success_rate": sum(e.source_successes for e in self.episodes) / per_attacked,
             "target_rate": sum(e.target_hits for e in self.episodes) / targeted if targeted else None,
             "linf_mean": sum(e.linf_sum for e in self.episodes) / per_attacked,
             "l2_mean": sum(e.l2_sum for e in self.episodes) / per_attacked,
@@ -85,17 +87,23 @@ def evaluate(
     envs: int = 1,
     seed: int = 0,
     progress: bool = True,
+    source: Policy | None = None,
 ) -> Evaluation:
-    """Play `episodes` whole games of `game` over `envs` envs with `attack` on what the agent sees."""
+    """Play `episodes` whole games of `game` over `envs` envs with `attack` on what the agent sees.
+
+    With a `source`, the attack is crafted on it and shown to `policy` (black-box transfer);
+    `action_change_rate` is then the transfer rate and `source_success_rate` the attack's
+    white-box success on the source at the same steps.
+    """
     if episodes < 1:
         raise UserInputError(f"need at least one episode, got {episodes}")
     envs = min(envs, episodes)
     env = make_vector_env(game, envs)
     try:
-        policy.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
-        return _play(
-            env, Attacker(policy, attack, schedule, envs), split_episodes(episodes, envs), seed, progress
-        )
+        for p in [p for p in (policy, source) if p is not None]:
+            p.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
+        attacker = Attacker(policy, attack, schedule, envs, source)
+        return _play(env, attacker, split_episodes(episodes, envs), seed, progress)
     finally:
         env.close()
 
@@ -125,6 +133,7 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
             if step.attacked[j]:
                 game.attacked_steps += 1
                 game.action_changes += int(step.action[j] != step.clean_action[j])
+                game.source_successes += int(step.source_success[j])
                 if step.target[j] >= 0:
                     game.targeted_steps += 1
                     game.target_hits += int(step.action[j] == step.target[j])

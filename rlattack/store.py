@@ -8,6 +8,7 @@ Layout of `DIR`:
     summary.csv          one row per record, rebuilt from `cells/` after every finished cell
     summary.parquet      the same table, typed
     transfer/*.json      transfer results (`TransferRecord`), one file per source/target pair
+                         (written by `rlattack transfer`, which may use a directory of its own)
 
 A record only appears once its cell has finished, so an interrupted run loses at most the cells
 in flight; the next run skips every id in `cells/`. One process at a time may write to `DIR`
@@ -50,9 +51,9 @@ CELL_COLUMNS = (
 class TransferRecord(BaseModel):
     """Adversarial examples crafted on `source` and shown to `target` (black-box transfer).
 
-    The report draws one heatmap per (game, attack, norm, eps): rows are sources, columns
-    targets, cells `return_mean` of the target. A source equal to its target is the white-box
-    entry of the matrix.
+    The report draws one heatmap per (game, attack, norm, eps, target rule): rows are sources,
+    columns targets, cells `return_mean` of the target. A source equal to its target is the
+    white-box entry of the matrix.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -67,6 +68,30 @@ class TransferRecord(BaseModel):
     return_std: float = 0.0
     episodes: int
     action_change_rate: float | None = None
+    """the transfer rate: attacked steps on which the target's action changed"""
+    target_rule: str | None = None
+    """the adversary's action rule of a targeted attack (policy induction)"""
+    target_rate: float | None = None
+    """attacked steps on which the target took the adversary's action"""
+    source_success_rate: float | None = None
+    """the attack's white-box success on the source, on the same steps"""
+    clean_return: float | None = None
+    """the target's mean return without attack, same games"""
+    linf_mean: float | None = None
+
+    @property
+    def key(self) -> str:
+        return transfer_key(
+            self.game, self.attack, self.norm, self.eps, self.source, self.target, self.target_rule
+        )
+
+
+def transfer_key(
+    game: str, attack: str, norm: str, eps: float, source: str, target: str, target_rule: str | None
+) -> str:
+    """The file name (without .json) of a transfer record, known before it is computed."""
+    parts = [game, attack, f"L{norm}", f"eps{eps:g}", source, target]
+    return _safe("_".join(parts + ([f"to-{target_rule}"] if target_rule else [])))
 
 
 def now() -> str:
@@ -141,19 +166,12 @@ class ResultStore:
         return found
 
     def save_transfer(self, record: TransferRecord) -> Path:
-        name = "_".join(
-            [
-                record.game,
-                record.attack,
-                f"L{record.norm}",
-                f"eps{record.eps:g}",
-                record.source,
-                record.target,
-            ]
-        )
-        path = self.transfer / (_safe(name) + ".json")
+        path = self.transfer / f"{record.key}.json"
         write_json(path, record.model_dump())
         return path
+
+    def has_transfer(self, key: str) -> bool:
+        return (self.transfer / f"{key}.json").is_file()
 
     def table(self) -> pd.DataFrame:
         """One row per finished cell: its parameters, its summary, where and with what code it ran."""

@@ -66,13 +66,15 @@ def test_report_writes_figures_and_a_summary_per_cell(results_dir, tmp_path) -> 
         "return_vs_eps_pong.png",
         "action_change_vs_eps_pong.png",
         "transfer_pong_fgsm_Linf_eps0.004.png",
+        "transfer_rate_pong_fgsm_Linf_eps0.004.png",
         "report.md",
     }
     for path in written:
         assert path.parent == out and path.stat().st_size > 0
         if path.suffix == ".png":
             assert path.read_bytes()[:4] == PNG
-    markdown = (out / "report.md").read_text()
+    markdown, transfer = (out / "report.md").read_text().split("## Transfer")
+    assert len([line for line in transfer.splitlines() if line.startswith("| pong | fgsm |")]) == 4
     rows = [line for line in markdown.splitlines() if line.startswith("| pong")]
     records = results_dir.records()
     assert len(rows) == len(records) == 2 * 2 * (1 + 2 * 2)
@@ -92,4 +94,18 @@ def test_report_of_a_directory_without_results_exits_2(monkeypatch, tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
-    assert "not a results directory" in capsys.readouterr().err
+    assert "holds no finished cells" in capsys.readouterr().err
+
+
+def test_a_directory_of_transfer_records_alone_gets_its_heatmaps(results_dir, tmp_path) -> None:
+    transfer_only = tmp_path / "transfer-only"
+    (transfer_only / "transfer").mkdir(parents=True)
+    for path in results_dir.transfer.glob("*.json"):
+        (transfer_only / "transfer" / path.name).write_text(path.read_text())
+    written = write_report(transfer_only, tmp_path / "out")
+    assert {p.name for p in written} == {
+        "transfer_pong_fgsm_Linf_eps0.004.png",
+        "transfer_rate_pong_fgsm_Linf_eps0.004.png",
+        "report.md",
+    }
+    assert "| a2c-agent | dqn-agent | 3 | n/a | 3.00 ± 0.00 |" in (tmp_path / "out" / "report.md").read_text()

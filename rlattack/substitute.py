@@ -1,0 +1,303 @@
+"""Black-box attacks: the target answers actions only, and a substitute learns to imitate it.
+
+The attacker never sees the target's weights, logits or gradients. Its substitute learns from
+two sources, which can be combined (Papernot et al. 2017; Behzadan & Munir 2017):
+
+1. imitation: the attacker watches the target play and records what it saw and which action it
+   took (`watch`);
+2. Jacobian-based dataset augmentation: each round adds `x + lambda * sign(d F_y(x) / dx)` for
+   the points `x` of the set, `F` the substitute and `y` the target's answer on `x`, and asks the
+   target to label them: the set doubles each round (`augment`).
+
+Every observation the target acts on or labels is a query, counted by `Oracle` against a budget.
+The substitute's own architecture differs from the target's by default (Mnih et al. 2013's
+smaller CNN against the Nature CNN of the DQN victims). Its inputs follow the TorchScript
+convention of `rlattack.policies` (floats 0..255), so a saved substitute is a `torch:PATH` agent.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from rlattack.envs import make_vector_env
+from rlattack.errors import UserInputError
+from rlattack.policies import Policy
+
+
+class QueryBudgetExceeded(UserInputError):
+    """The target was asked more than the attacker's budget allows."""
+
+
+class Oracle:
+    """A target that answers greedy actions for uint8 observations, counting every query.
+
+    It keeps only the target's `act` method: answers are numpy integers, so nothing that could
+    carry a gradient or a logit leaves it.
+    """
+
+    def __init__(self, policy: Policy, budget: int | None = None, batch_size: int = 256) -> None:
+        if budget is not None and budget < 0:
+            raise UserInputError(f"the query budget must be >= 0, got {budget}")
+        self._act = policy.act
+        self.n_actions = policy.n_actions
+        self.obs_shape = policy.obs_shape
+        self.budget = budget
+        self.batch_size = batch_size
+        self.queries = 0
+
+    @property
+    def remaining(self) -> int | None:
+        """Queries left, or None without a budget."""
+        return None if self.budget is None else self.budget - self.queries
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The target's actions `(N,)` on observations `(N, *obs_shape)` of dtype uint8."""
+        if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8 or obs.shape[1:] != self.obs_shape:
+            raise UserInputError(f"the oracle answers uint8 arrays of shape (N, {self.obs_shape}) only")
+        n = len(obs)
+        if self.remaining is not None and n > self.remaining:
+            raise QueryBudgetExceeded(
+                f"{n} more queries exceed the budget of {self.budget} ({self.queries} used)"
+            )
+        self.queries += n
+        answers = [self._act(obs[i : i + self.batch_size]) for i in range(0, n, self.batch_size)]
+        return np.concatenate(answers).astype(np.int64) if answers else np.empty(0, np.int64)
+
+
+@dataclass
+class Dataset:
+    """Observations and the target's actions on them."""
+
+    obs: np.ndarray
+    """(N, *obs_shape) uint8"""
+    actions: np.ndarray
+    """(N,) int64"""
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def __add__(self, other: Dataset) -> Dataset:
+        return Dataset(np.concatenate([self.obs, other.obs]), np.concatenate([self.actions, other.actions]))
+
+
+def watch(
+    oracle: Oracle, game: str, states: int, envs: int = 8, seed: int = 0, progress: bool = True
+) -> Dataset:
+    """Let the target play `game` for `states` observations (each one a query) and record them."""
+    if states < 1:
+        raise UserInputError(f"need at least one state to watch, got {states}")
+    env = make_vector_env(game, min(envs, states))
+    try:
+        if int(env.single_action_space.n) != oracle.n_actions:
+            raise UserInputError(
+                f"action-space mismatch: the target has {oracle.n_actions} actions, "
+                f"{game} has {env.single_action_space.n}"
+            )
+        obs_buf = np.empty((states, *oracle.obs_shape), dtype=np.uint8)
+        act_buf = np.empty(states, dtype=np.int64)
+        obs, _ = env.reset(seed=seed)
+        n = 0
+        with tqdm(total=states, unit="state", desc="watching", disable=not progress, leave=False) as bar:
+            while n < states:
+                take = min(len(obs), states - n)
+                actions = oracle(obs[:take])
+                obs_buf[n : n + take], act_buf[n : n + take] = obs[:take], actions
+                n += take
+                bar.update(take)
+                if n < states:
+                    obs = env.step(actions)[0]
+        return Dataset(obs_buf, act_buf)
+    finally:
+        env.close()
+
+
+class _Pixels(nn.Module):
+    """0..255 floats in, [0, 1] out: the substitute takes what TorchScript agents take."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x / 255.0
+
+
+ARCHITECTURES: dict[str, tuple[Callable[[int], list[nn.Module]], int]] = {
+    "mnih2013": (  # Mnih et al. 2013 (NIPS DQN): smaller than the victims' Nature CNN
+        lambda c: [nn.Conv2d(c, 16, 8, 4), nn.ReLU(), nn.Conv2d(16, 32, 4, 2), nn.ReLU(), nn.Flatten()],
+        256,
+    ),
+    "nature": (  # Mnih et al. 2015: the victims' own architecture
+        lambda c: [
+            nn.Conv2d(c, 32, 8, 4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, 2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+        ],
+        512,
+    ),
+    "mlp": (lambda c: [nn.Flatten()], 256),  # for small observations and tests
+}
+"""Name -> (feature layers given the input channels, width of the hidden layer before the logits)."""
+
+
+def build_network(arch: str, obs_shape: tuple[int, ...], n_actions: int, seed: int = 0) -> nn.Module:
+    """A fresh substitute network: 0..255 floats `(N, *obs_shape)` -> logits `(N, n_actions)`."""
+    if arch not in ARCHITECTURES:
+        raise UserInputError(f"unknown substitute architecture {arch!r}: use {', '.join(ARCHITECTURES)}")
+    layers, hidden = ARCHITECTURES[arch]
+    torch.manual_seed(seed)
+    features = nn.Sequential(_Pixels(), *layers(obs_shape[0]))
+    with torch.no_grad():
+        width = features(torch.zeros(1, *obs_shape)).shape[1]
+    return nn.Sequential(*features, nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
+
+
+class Substitute:
+    """A classifier of the target's actions, trained on what the oracle answered."""
+
+    def __init__(
+        self,
+        arch: str,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        lr: float = 1e-3,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.arch = arch
+        self.obs_shape = tuple(obs_shape)
+        self.n_actions = n_actions
+        self.device = device
+        self.net = build_network(arch, self.obs_shape, n_actions, seed).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.generator = np.random.default_rng(seed)
+
+    def _batch(self, obs: np.ndarray) -> Tensor:
+        return torch.as_tensor(obs, device=self.device).float()
+
+    def fit(self, data: Dataset, epochs: int, batch_size: int = 128, progress: bool = True) -> float:
+        """Train on `data` for `epochs` passes (continuing from the current weights); mean last-epoch loss."""
+        self.net.train()
+        batches = math.ceil(len(data) / batch_size)
+        bar = tqdm(total=epochs * batches, unit="batch", desc="training", disable=not progress, leave=False)
+        for _ in range(epochs):
+            order = self.generator.permutation(len(data))
+            total = 0.0
+            for i in range(0, len(data), batch_size):
+                idx = np.sort(order[i : i + batch_size])  # sorted: faster gathers from the big array
+                labels = torch.as_tensor(data.actions[idx], device=self.device)
+                loss = F.cross_entropy(self.net(self._batch(data.obs[idx])), labels)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                total += loss.item() * len(idx)
+                bar.update(1)
+        bar.close()
+        self.net.eval()
+        return total / len(data)
+
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Greedy actions on uint8 observations."""
+        return np.concatenate(
+            [
+                self.net(self._batch(obs[i : i + batch_size])).argmax(1).cpu().numpy()
+                for i in range(0, len(obs), batch_size)
+            ]
+        )
+
+    def agreement(self, data: Dataset) -> float:
+        """Top-1 agreement with the target's actions on `data`."""
+        return float((self.predict(data.obs) == data.actions).mean())
+
+    def label_gradient_sign(self, obs: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """sign(d F_y(x) / dx): the substitute's logit of the target's label, per input feature."""
+        signs = []
+        for i in range(0, len(obs), batch_size):
+            x = self._batch(obs[i : i + batch_size]).requires_grad_(True)
+            y = torch.as_tensor(labels[i : i + batch_size], device=self.device)
+            chosen = self.net(x).gather(1, y[:, None]).sum()  # samples are independent: one backward
+            (grad,) = torch.autograd.grad(chosen, x)
+            signs.append(grad.sign().to(torch.int16).cpu().numpy())
+        return np.concatenate(signs)
+
+    def policy(self, name: str = "substitute") -> Policy:
+        """A frozen copy for attacks; the substitute itself can go on training."""
+        return Policy(copy.deepcopy(self.net), self.n_actions, self.obs_shape, input_scale=255.0, name=name)
+
+    def save(self, path: str) -> None:
+        """TorchScript, loadable anywhere as the agent `torch:PATH`."""
+        torch.jit.script(copy.deepcopy(self.net).cpu().eval()).save(path)
+
+
+def augment(substitute: Substitute, data: Dataset, lam: float, oracle: Oracle) -> Dataset:
+    """Papernot et al.'s augmentation: one new point per point of `data`, labelled by the oracle.
+
+    `lam` is on the [0, 1] scale and may be negative (their periodic step); it moves each feature
+    by round(|lam| * 255) gray levels, clipped to 0..255. With fewer queries left than points, a
+    random subset of that size is augmented.
+    """
+    chosen = np.arange(len(data))
+    if oracle.remaining is not None and oracle.remaining < len(data):
+        chosen = np.sort(substitute.generator.choice(len(data), oracle.remaining, replace=False))
+    step = round(lam * 255)
+    new = np.empty((len(chosen), *data.obs.shape[1:]), dtype=np.uint8)
+    for i in range(0, len(chosen), 1024):  # bounded memory: int16 copies of a slice at a time
+        part = chosen[i : i + 1024]
+        sign = substitute.label_gradient_sign(data.obs[part], data.actions[part])
+        new[i : i + len(part)] = np.clip(data.obs[part].astype(np.int16) + step * sign, 0, 255)
+    return Dataset(new, oracle(new))
+
+
+@dataclass
+class Round:
+    """What one round of substitute training ended with."""
+
+    round: int
+    points: int
+    queries: int
+    agreement: float
+    loss: float
+
+
+def train_substitute(
+    substitute: Substitute,
+    oracle: Oracle,
+    seed_set: Dataset,
+    holdout: Dataset,
+    rounds: int = 0,
+    lam: float = 0.1,
+    tau: int = 2,
+    epochs: int = 4,
+    batch_size: int = 128,
+    progress: bool = True,
+    after_round: Callable[[Substitute, Round], None] | None = None,
+) -> list[Round]:
+    """Train on `seed_set`, then `rounds` times augment and train again; agreement on `holdout`.
+
+    The step is `lam * (-1) ** (round // tau)` (Papernot et al.'s periodic step size). Rounds stop
+    early when the oracle's budget is spent. `after_round` sees each finished round (to save it).
+    """
+    if rounds < 0 or tau < 1 or epochs < 1:
+        raise UserInputError(f"need rounds >= 0, tau >= 1 and epochs >= 1 (got {rounds}, {tau}, {epochs})")
+    data, history = seed_set, []
+    for r in range(rounds + 1):
+        if r > 0:
+            if oracle.remaining == 0:
+                break
+            data = data + augment(substitute, data, lam * (-1) ** ((r - 1) // tau), oracle)
+        loss = substitute.fit(data, epochs, batch_size, progress)
+        done = Round(r, len(data), oracle.queries, substitute.agreement(holdout), loss)
+        history.append(done)
+        if after_round is not None:
+            after_round(substitute, done)
+    return history

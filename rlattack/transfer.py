@@ -1,0 +1,115 @@
+"""Transfer matrices: attacks crafted on each source policy, shown to each target policy.
+
+A source may be a substitute trained from queries (`rlattack substitute`), another seed of the
+same algorithm, another algorithm, or the target itself (the white-box diagonal). Each pair is
+one `evaluate(target, ..., source=source)` run and one `TransferRecord`, saved as soon as it is
+finished, so an interrupted matrix continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlattack.attacks.base import Attack
+from rlattack.envs import make_vector_env
+from rlattack.errors import UserInputError
+from rlattack.policies import Policy
+from rlattack.runner import evaluate
+from rlattack.schedules import Schedule
+from rlattack.store import ResultStore, TransferRecord, transfer_key
+
+
+@dataclass
+class TransferSetting:
+    """The attack every pair of the matrix uses, as named in the records."""
+
+    game: str
+    attack: str
+    norm: str
+    eps: float
+    target_rule: str | None
+    build: Callable[[], Attack]
+    """a fresh attack per pair, so seeded attacks start from the same state in every pair"""
+    schedule: Callable[[], Schedule | None]
+
+
+def transfer_matrix(
+    sources: list[str],
+    targets: list[str],
+    load: Callable[[str], Policy],
+    setting: TransferSetting,
+    out: Path,
+    episodes: int,
+    envs: int,
+    seed: int,
+    clean: bool = True,
+    progress: bool = True,
+    announce: Callable[[TransferRecord], None] | None = None,
+) -> list[TransferRecord]:
+    """Every (source, target) pair not yet in `out`, then all pairs' records in matrix order.
+
+    With `clean`, each target also plays the same games unattacked, once, for the reference return.
+    """
+    if not sources or not targets:
+        raise UserInputError("name at least one --source and one --victim")
+    s = setting
+    env = make_vector_env(s.game, 1)  # every policy must fit the game before anything is written
+    for agent in [*sources, *targets]:
+        load(agent).check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+    env.close()
+    store = ResultStore(out)
+    with store.lock():
+        for target in targets:
+            todo = [
+                source
+                for source in sources
+                if not store.has_transfer(
+                    transfer_key(s.game, s.attack, s.norm, s.eps, source, target, s.target_rule)
+                )
+            ]
+            clean_return = None
+            if todo and clean:
+                clean_return = evaluate(
+                    load(target), s.game, None, None, episodes, envs, seed, progress
+                ).summary["return_mean"]
+            for source in todo:
+                summary = evaluate(
+                    load(target),
+                    s.game,
+                    s.build(),
+                    s.schedule(),
+                    episodes,
+                    envs,
+                    seed,
+                    progress,
+                    load(source),
+                ).summary
+                record = TransferRecord(
+                    game=s.game,
+                    attack=s.attack,
+                    norm=s.norm,
+                    eps=s.eps,
+                    source=source,
+                    target=target,
+                    return_mean=summary["return_mean"],
+                    return_std=summary["return_std"],
+                    episodes=summary["episodes"],
+                    action_change_rate=summary["action_change_rate"],
+                    target_rule=s.target_rule,
+                    target_rate=summary["target_rate"],
+                    source_success_rate=summary["source_success_rate"],
+                    clean_return=clean_return,
+                    linf_mean=summary["linf_mean"],
+                )
+                store.save_transfer(record)
+                if announce is not None:
+                    announce(record)
+    keys = {
+        transfer_key(s.game, s.attack, s.norm, s.eps, source, target, s.target_rule)
+        for source in sources
+        for target in targets
+    }
+    records = [r for r in store.transfer_records() if r.key in keys]
+    return sorted(records, key=lambda r: (sources.index(r.source), targets.index(r.target)))

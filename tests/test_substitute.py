@@ -1,0 +1,228 @@
+"""Black-box attacks: the oracle's budget, augmentation, substitutes and transfer."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlattack.attacks import FGSM
+from rlattack.errors import UserInputError
+from rlattack.policies import Policy, load_torchscript
+from rlattack.runner import evaluate
+from rlattack.substitute import (
+    Dataset,
+    Oracle,
+    QueryBudgetExceeded,
+    Substitute,
+    augment,
+    train_substitute,
+    watch,
+)
+from tests.test_cli import run
+
+SHAPE = (4, 4, 4)
+D = int(np.prod(SHAPE))
+
+
+def linear_policy(n_actions: int = 3, seed: int = 0) -> Policy:
+    """A known policy: logits = W (x - 1/2) on the flattened [0, 1] observation (classes balanced)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(D, n_actions))
+    with torch.no_grad():
+        net[1].bias.copy_(-0.5 * net[1].weight.sum(1))
+    return Policy(net, n_actions, SHAPE, input_scale=1.0, name="linear")
+
+
+def frames(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, *SHAPE), dtype=np.uint8)
+
+
+def test_oracle_counts_every_query_and_enforces_its_budget() -> None:
+    oracle = Oracle(linear_policy(), budget=10, batch_size=4)
+    assert len(oracle(frames(6))) == 6 and oracle.queries == 6 and oracle.remaining == 4
+    with pytest.raises(QueryBudgetExceeded, match="budget of 10"):
+        oracle(frames(5))
+    assert oracle.queries == 6  # a refused batch costs nothing and answers nothing
+    oracle(frames(4))
+    assert oracle.queries == 10 and oracle.remaining == 0
+    with pytest.raises(QueryBudgetExceeded):
+        oracle(frames(1))
+
+
+def test_oracle_answers_actions_only() -> None:
+    policy = linear_policy()
+    oracle = Oracle(policy)
+    obs = frames(20)
+    answers = oracle(obs)
+    assert isinstance(answers, np.ndarray) and answers.dtype == np.int64
+    with torch.no_grad():
+        expected = policy(torch.as_tensor(obs).float() / 255).argmax(1).numpy()
+    assert np.array_equal(answers, expected)
+    held = list(vars(oracle).values())
+    assert not any(isinstance(v, (torch.Tensor, nn.Module)) for v in held)  # no weights, no gradients
+    with pytest.raises(UserInputError, match="uint8"):
+        oracle(obs.astype(np.float32))
+    with pytest.raises(UserInputError, match="uint8"):
+        oracle(obs[:, :2])
+
+
+def _substitute(seed: int = 0) -> Substitute:
+    return Substitute("mlp", SHAPE, 3, lr=1e-3, seed=seed)
+
+
+def test_augmentation_doubles_the_set_with_labels_from_the_oracle() -> None:
+    oracle = Oracle(linear_policy())
+    data = Dataset(obs := frames(50), oracle(obs))
+    sub = _substitute()
+    new = augment(sub, data, 0.1, oracle)
+    assert len(data + new) == 100 and oracle.queries == 100
+    assert np.array_equal(new.actions, Oracle(linear_policy())(new.obs))
+    moved = new.obs.astype(int) - data.obs.astype(int)
+    sign = sub.label_gradient_sign(data.obs, data.actions)
+    room = np.where(sign > 0, 255 - data.obs.astype(int), data.obs.astype(int))
+    assert np.array_equal(moved, sign * np.minimum(26, room))  # round(0.1 * 255) gray levels, clipped
+    darker = augment(sub, data, -0.1, oracle)
+    assert np.array_equal(darker.obs.astype(int) - data.obs, -sign * np.minimum(26, 255 - room))
+
+
+def test_augmentation_within_a_smaller_budget_uses_a_subset() -> None:
+    oracle = Oracle(linear_policy(), budget=70)
+    data = Dataset(obs := frames(50), oracle(obs))
+    new = augment(_substitute(), data, 0.1, oracle)
+    assert len(new) == 20 and oracle.remaining == 0
+
+
+def test_substitute_of_a_known_policy_reaches_high_agreement_in_seconds() -> None:
+    oracle = Oracle(linear_policy(), budget=4000)
+    holdout = Dataset(obs := frames(1000, seed=1), Oracle(linear_policy())(obs))
+    seed_set = Dataset(obs := frames(4000), oracle(obs))
+    history = train_substitute(_substitute(), oracle, seed_set, holdout, epochs=10, progress=False)
+    assert history[-1].agreement >= 0.9  # a third of it by chance
+    assert history[-1].queries == 4000
+
+
+def test_jacobian_augmentation_grows_the_set_round_by_round_within_the_budget() -> None:
+    oracle = Oracle(linear_policy(), budget=500)
+    holdout = Dataset(obs := frames(500, seed=1), Oracle(linear_policy())(obs))
+    seed_set = Dataset(obs := frames(100), oracle(obs))
+    history = train_substitute(_substitute(), oracle, seed_set, holdout, rounds=5, epochs=5, progress=False)
+    assert [r.points for r in history] == [100, 200, 400, 500]  # the budget stops the rounds
+    assert [r.queries for r in history] == [100, 200, 400, 500]
+    assert history[-1].agreement > history[0].agreement + 0.1  # 0.2 to 0.3 over four seeds
+
+
+def test_watching_records_what_the_target_saw_and_did(tiny_atari_agent) -> None:
+    policy = load_torchscript(tiny_atari_agent[len("torch:") :])
+    oracle = Oracle(policy, budget=50)
+    data = watch(oracle, "pong", 50, envs=4, progress=False)
+    assert data.obs.shape == (50, 4, 84, 84) and oracle.queries == 50
+    assert np.array_equal(data.actions, policy.act(data.obs))
+    env0 = data.obs[::4]  # states come env by env, step by step: each stack shifts by one frame
+    assert all(np.array_equal(later[:3], earlier[1:]) for earlier, later in pairwise(env0))
+
+
+def test_a_saved_substitute_is_a_torchscript_agent(tmp_path) -> None:
+    sub = Substitute("mnih2013", (4, 84, 84), 6)
+    sub.save(str(tmp_path / "sub.pt"))
+    loaded = load_torchscript(tmp_path / "sub.pt")
+    obs = np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
+    assert np.array_equal(loaded.act(obs), sub.predict(obs))
+    assert np.array_equal(sub.policy().act(obs), sub.predict(obs))
+
+
+def test_unknown_architecture_is_a_clear_error() -> None:
+    with pytest.raises(UserInputError, match="mnih2013, nature, mlp"):
+        Substitute("resnet", SHAPE, 3)
+
+
+def test_transfer_from_a_policy_to_itself_equals_the_white_box_attack(tiny_atari_agent) -> None:
+    policy = load_torchscript(tiny_atari_agent[len("torch:") :])
+    kwargs = {"episodes": 1, "envs": 1, "seed": 3, "progress": False}
+    white = evaluate(policy, "pong", FGSM(0.01), **kwargs).summary
+    self_transfer = evaluate(policy, "pong", FGSM(0.01), source=policy, **kwargs).summary
+    for key in ("return_mean", "steps", "action_change_rate", "linf_mean", "source_success_rate"):
+        assert self_transfer[key] == white[key]
+    assert white["source_success_rate"] == white["action_change_rate"] > 0
+
+
+def test_transfer_reports_the_targets_changes_and_the_sources_success_apart(tiny_atari_agent) -> None:
+    source = load_torchscript(tiny_atari_agent[len("torch:") :])
+    stubborn = nn.Sequential(nn.Flatten(), nn.Linear(4 * 84 * 84, 6))
+    with torch.no_grad():
+        stubborn[1].weight.zero_()
+        stubborn[1].bias.copy_(torch.tensor([0.0, 0, 5, 0, 0, 0]))  # always action 2, whatever it sees
+    target = Policy(stubborn, 6)
+    s = evaluate(target, "pong", FGSM(0.01), episodes=1, progress=False, source=source).summary
+    assert s["action_change_rate"] == 0 and s["source_success_rate"] > 0.5
+
+
+def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_agent, tmp_path, capsys):
+    sub_dir, out = tmp_path / "sub", tmp_path / "transfer"
+    common = ["--game", "pong", "--no-progress"]
+    assert (
+        run(
+            monkeypatch,
+            "substitute",
+            "--agent",
+            tiny_atari_agent,
+            "--budget",
+            "300",
+            "--play",
+            "200",
+            "--rounds",
+            "1",
+            "--holdout",
+            "100",
+            "--epochs",
+            "1",
+            "--out",
+            str(sub_dir),
+            *common,
+        )
+        == 0
+    )
+    meta = json.loads((sub_dir / "substitute.json").read_text())
+    assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [200, 300]
+    assert (sub_dir / "agreement.png").stat().st_size > 0
+    substitute = f"torch:{sub_dir / 'substitute.pt'}"
+    matrix = ["--source", substitute, "--source", tiny_atari_agent, "--victim", tiny_atari_agent]
+    args = ["transfer", *matrix, "--eps", "0.01", "--episodes", "1", "--envs", "1", "--out", str(out)]
+    assert run(monkeypatch, *args, *common) == 0
+    records = sorted((out / "transfer").glob("*.json"))
+    assert len(records) == 2 and (out / "transfer.md").is_file()
+    white = json.loads(next(p for p in records if "sub" not in p.name).read_text())
+    assert white["action_change_rate"] == white["source_success_rate"] > 0
+    assert white["clean_return"] is not None and white["linf_mean"] == pytest.approx(0.01)
+    assert len(list(out.glob("transfer*.png"))) == 2
+    stamps = [p.stat().st_mtime_ns for p in records]
+    capsys.readouterr()
+    assert run(monkeypatch, *args, *common) == 0  # a finished matrix is not played again
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+    assert "->" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["substitute", "--agent", "{agent}", "--budget", "100", "--play", "200"], "--play must be"),
+        (["substitute", "--agent", "{agent}", "--arch", "resnet"], "unknown substitute architecture"),
+        (["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "-1"], "eps must be"),
+        (
+            ["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "0.1", "--attack", "none"],
+            "needs an attack",
+        ),
+        (["transfer", "--source", "nope", "--victim", "{agent}", "--eps", "0.1"], "unknown agent 'nope'"),
+    ],
+)
+def test_black_box_commands_refuse_bad_input(monkeypatch, tiny_atari_agent, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    args = [a.format(agent=tiny_atari_agent) for a in args]
+    assert run(monkeypatch, *args, "--game", "pong", "--out", str(out), "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err
+    assert not out.exists()
