@@ -280,8 +280,8 @@ def substitute(
     ] = 100_000,
     play: Annotated[
         int, typer.Option(help="states of the target's own play to imitate (the seed set)")
-    ] = 50_000,
-    rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 1,
+    ] = 10_000,
+    rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 2,
     lam: Annotated[float, typer.Option(help="augmentation step on the [0, 1] scale")] = 0.1,
     tau: Annotated[int, typer.Option(help="rounds between sign flips of the augmentation step")] = 2,
     arch: Annotated[

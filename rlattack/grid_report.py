@@ -165,15 +165,19 @@ def _plot_transfer(records: list[TransferRecord], metric: str, path: Path) -> No
         value = getattr(r, metric)
         grid[sources.index(r.source), targets.index(r.target)] = np.nan if value is None else value
     label, fmt = TRANSFER_METRICS[metric]
-    fig, ax = plt.subplots(figsize=(1.6 * len(targets) + 3, 1.2 * len(sources) + 2))
+    rows, columns = [_short(s) for s in sources], [_short(t) for t in targets]
+    width = 1.6 * len(targets) + 0.08 * max(map(len, rows)) + 3  # room for the row labels
+    fig, ax = plt.subplots(figsize=(width, 1.2 * len(sources) + 0.06 * max(map(len, columns)) + 2))
     image = ax.imshow(grid, cmap="viridis")
-    ax.set_xticks(range(len(targets)), [_short(t) for t in targets], rotation=30, ha="right")
-    ax.set_yticks(range(len(sources)), [_short(s) for s in sources])
+    ax.set_xticks(range(len(targets)), columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(sources)), rows)
     ax.set_xlabel("target (evaluated)")
     ax.set_ylabel("source (crafted on)")
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(j, i, fmt.format(value), ha="center", va="center", color="white", fontsize=9)
+            bright = image.norm(value) > 0.6  # viridis turns yellow: dark text there
+            color = "black" if bright else "white"
+            ax.text(j, i, fmt.format(value), ha="center", va="center", color=color, fontsize=9)
     fig.colorbar(image, ax=ax, label=label)
     r = records[0]
     rule = f", target rule {r.target_rule}" if r.target_rule else ""

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from rlattack.attacks import FGSM
+from rlattack.attacks.targets import FixedAction
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy, load_torchscript
 from rlattack.runner import evaluate
@@ -140,14 +141,16 @@ def test_unknown_architecture_is_a_clear_error() -> None:
         Substitute("resnet", SHAPE, 3)
 
 
-def test_transfer_from_a_policy_to_itself_equals_the_white_box_attack(tiny_atari_agent) -> None:
+@pytest.mark.parametrize("rule", [None, FixedAction(0)], ids=["untargeted", "induction"])
+def test_transfer_from_a_policy_to_itself_equals_the_white_box_attack(tiny_atari_agent, rule) -> None:
     policy = load_torchscript(tiny_atari_agent[len("torch:") :])
     kwargs = {"episodes": 1, "envs": 1, "seed": 3, "progress": False}
-    white = evaluate(policy, "pong", FGSM(0.01), **kwargs).summary
-    self_transfer = evaluate(policy, "pong", FGSM(0.01), source=policy, **kwargs).summary
-    for key in ("return_mean", "steps", "action_change_rate", "linf_mean", "source_success_rate"):
-        assert self_transfer[key] == white[key]
-    assert white["source_success_rate"] == white["action_change_rate"] > 0
+    white = evaluate(policy, "pong", FGSM(0.01, target=rule), **kwargs).summary
+    self_transfer = evaluate(policy, "pong", FGSM(0.01, target=rule), source=policy, **kwargs).summary
+    keys = ("return_mean", "steps", "action_change_rate", "target_rate", "linf_mean", "source_success_rate")
+    assert {k: self_transfer[k] for k in keys} == {k: white[k] for k in keys}
+    success = white["action_change_rate"] if rule is None else white["target_rate"]
+    assert white["source_success_rate"] == success > 0
 
 
 def test_transfer_reports_the_targets_changes_and_the_sources_success_apart(tiny_atari_agent) -> None:
