@@ -129,9 +129,11 @@ def test_watching_records_what_the_target_saw_and_did(tiny_atari_agent) -> None:
 
 def test_a_saved_substitute_is_a_torchscript_agent(tmp_path) -> None:
     sub = Substitute("mnih2013", (4, 84, 84), 6)
+    obs = np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
+    sub.fit_statistics(obs)  # the input statistics travel with the saved module
+    assert torch.allclose(sub.net[0].mean, torch.as_tensor(obs).float().mean(0))
     sub.save(str(tmp_path / "sub.pt"))
     loaded = load_torchscript(tmp_path / "sub.pt")
-    obs = np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
     assert np.array_equal(loaded.act(obs), sub.predict(obs))
     assert np.array_equal(sub.policy().act(obs), sub.predict(obs))
 
