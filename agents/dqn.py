@@ -13,24 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import tyro
 from stable_baselines3 import DQN
 
-from agents.training import Checkpoint, continue_from_victim, run_record
-from rlattack.envs import Sb3VecEnv
+from agents.training import RunArgs, learn, run_record, start_or_resume
 
 
 @dataclass
-class Args:
-    game: str = "pong"
-    """ALE game, e.g. pong, seaquest, space_invaders, chopper_command"""
-    seed: int = 1
-    """seed of the envs, the network's initialisation and exploration"""
+class Args(RunArgs):
     run_dir: Path = Path("runs/pong-dqn")
-    """where checkpoints, weights, the learning curve and the run record go"""
     total_timesteps: int = 2_000_000
-    """agent steps (each is 4 emulator frames)"""
     buffer_size: int = 100_000
     """replay memory, in transitions (frames are stored once: ~2.8 GB at 100k)"""
     learning_rate: float = 1e-4
@@ -50,54 +42,28 @@ class Args:
     gamma: float = 0.99
     """discount"""
     checkpoint_every: int = 25_000
-    """agent steps between checkpoints"""
-    threads: int = 1
-    """torch CPU threads (leave a core for the emulator on small machines)"""
     device: str = "auto"
     """torch device for training"""
-    init_from: Path | None = None
-    """zoo victim folder to continue when RUN_DIR has no checkpoint: its weights, steps and record
-    (Adam's moments and the replay buffer start afresh)"""
 
 
 def main(args: Args) -> None:
-    torch.set_num_threads(args.threads)
-    args.run_dir.mkdir(parents=True, exist_ok=True)
-    env = Sb3VecEnv(args.game, num_envs=1, seed=args.seed)
-    checkpoint = args.run_dir / "checkpoint.zip"
-    if checkpoint.exists():
-        model = DQN.load(checkpoint, env=env, device=args.device)
-        model.learning_starts = model.num_timesteps + args.learning_starts  # refill the buffer
-    else:
-        model = DQN(
-            "CnnPolicy",
-            env,
-            buffer_size=args.buffer_size,
-            learning_rate=args.learning_rate,
-            batch_size=args.batch_size,
-            learning_starts=args.learning_starts,
-            train_freq=args.train_freq,
-            target_update_interval=args.target_update_interval,
-            exploration_fraction=args.exploration_steps / args.total_timesteps,
-            exploration_final_eps=args.exploration_final_eps,
-            gamma=args.gamma,
-            optimize_memory_usage=True,
-            replay_buffer_kwargs={"handle_timeout_termination": False},
-            seed=args.seed,
-            device=args.device,
-            verbose=0,
-        )
-        if args.init_from is not None:
-            continue_from_victim(model, args.init_from, args.run_dir)
-    record = run_record(args.run_dir, args, "dqn")
-    remaining = args.total_timesteps - model.num_timesteps
-    if remaining > 0:
-        model.learn(
-            remaining,
-            callback=Checkpoint(args.run_dir, args.checkpoint_every, record),
-            reset_num_timesteps=False,
-            progress_bar=False,
-        )
+    model = start_or_resume(
+        DQN,
+        args,
+        n_envs=1,
+        buffer_size=args.buffer_size,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        train_freq=args.train_freq,
+        target_update_interval=args.target_update_interval,
+        exploration_fraction=args.exploration_steps / args.total_timesteps,
+        exploration_final_eps=args.exploration_final_eps,
+        gamma=args.gamma,
+        optimize_memory_usage=True,
+        replay_buffer_kwargs={"handle_timeout_termination": False},
+    )
+    model.learning_starts = model.num_timesteps + args.learning_starts  # the replay buffer starts empty
+    learn(model, args, run_record(args.run_dir, args, "dqn"))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tyro
 
@@ -38,19 +39,21 @@ class Args:
     """shown by `rlattack zoo`, e.g. why a victim is weaker than its bar"""
 
 
-def main(args: Args) -> None:
-    record = json.loads((args.run_dir / "run.json").read_text())
+def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
+    """Copy a run's weights and learning curve into the victim folder `target` and write its
+    `meta.json` from the run record (no clean score yet); returns the metadata."""
+    record = json.loads((run_dir / "run.json").read_text())
     env = make_vector_env(record["game"], 1)
     n_actions = int(env.single_action_space.n)
     env.close()
-    target = ZOO / args.name
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run_dir / "weights.safetensors", target / "weights.safetensors")
-    shutil.copyfile(args.run_dir / "curve.csv", target / "curve.csv")  # score of every training game
+    shutil.copyfile(run_dir / "weights.safetensors", target / "weights.safetensors")
+    shutil.copyfile(run_dir / "curve.csv", target / "curve.csv")  # score of every training game
     meta = {
         "game": record["game"],
         "algorithm": record["algorithm"],
         "network": record["network"],
+        "network_kwargs": record.get("network_kwargs", {}),
         "n_actions": n_actions,
         "seed": record["seed"],
         "frames": record["frames"],
@@ -60,9 +63,15 @@ def main(args: Args) -> None:
         "command": record["command"],
         "resumed_with": record.get("resumed_with", []),
         "args": record.get("args", {}),
-        "note": args.note,
+        "note": note,
     }
     write_json(target / "meta.json", meta)
+    return meta
+
+
+def main(args: Args) -> None:
+    target = ZOO / args.name
+    meta = bundle(args.run_dir, target, args.note)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "clean.json"
         command = [

@@ -1,8 +1,9 @@
-"""What every Stable-Baselines3 recipe shares: resuming, checkpoints, the learning curve.
+"""What every recipe shares: the run record, the learning curve, resuming and checkpoints.
 
-A run directory holds `checkpoint.zip` (full SB3 state, for resuming), `weights.safetensors`
-(the policy's weights only, what the zoo ships), `curve.csv` (one row per finished game: the
-true score) and `run.json` (the arguments, the command, hardware and wall time so far).
+A run directory holds a checkpoint to resume from (`checkpoint.zip`: full SB3 state; the A3C
+recipe writes its own), `weights.safetensors` (the network's weights only, what the zoo ships),
+`curve.csv` (one row per finished game: the true score) and `run.json` (the arguments, the
+command, hardware and wall time so far).
 """
 
 from __future__ import annotations
@@ -14,16 +15,42 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from torch import nn
 
+from agents.weights import load_weights, save_weights
+from rlattack.envs import FRAME_SKIP, Sb3VecEnv
 from rlattack.files import atomic_write, write_json
+
+CURVE_HEADER = ["timesteps", "frames", "score", "length"]
+
+
+@dataclass
+class RunArgs:
+    """What every recipe's command takes besides its hyperparameters."""
+
+    game: str = "pong"
+    """ALE game, e.g. pong, seaquest, space_invaders, chopper_command"""
+    seed: int = 1
+    """seed of the envs, the network's initialisation and exploration"""
+    run_dir: Path = Path("runs/pong")
+    """where checkpoints, weights, the learning curve and the run record go"""
+    total_timesteps: int = 10_000_000
+    """agent steps, summed over envs (each is 4 emulator frames on Atari)"""
+    checkpoint_every: int = 100_000
+    """agent steps between checkpoints"""
+    threads: int = 1
+    """torch CPU threads per process (leave a core for the emulator on small machines)"""
+    init_from: Path | None = None
+    """zoo victim folder to continue when RUN_DIR has no checkpoint: its weights, steps and record
+    (optimizer statistics and any replay buffer start afresh)"""
 
 
 def hardware() -> str:
@@ -32,40 +59,67 @@ def hardware() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {gpu}"
 
 
-def export_weights(model: BaseAlgorithm, path: Path) -> None:
-    """Save the policy's state dict as safetensors: loading it runs no pickled code."""
-    state = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.policy.state_dict().items()
-        if not k.startswith("q_net_target.")  # a copy of q_net, needed only for training
-    }
-    atomic_write(path, lambda p: save_file(state, str(p)))
+class RunLog:
+    """`curve.csv` and the progress fields of `run.json`, kept consistent with the checkpoint.
+
+    Curve rows past `resumed_at` were played after the checkpoint the run continues from; they
+    are dropped so the curve describes the run that exists. Wall time adds up across resumes.
+    """
+
+    def __init__(self, run_dir: Path, record: dict[str, Any], frames_per_step: int, resumed_at: int) -> None:
+        self.run_dir = run_dir
+        self.record = record
+        self.frames_per_step = frames_per_step
+        self.started = time.time()
+        self.wall_before = float(record.get("wall_seconds", 0.0))
+        self.curve_path = run_dir / "curve.csv"
+        kept: list[list[str]] = []
+        if self.curve_path.exists():
+            with self.curve_path.open(newline="") as f:
+                kept = [row for row in list(csv.reader(f))[1:] if int(row[0]) <= resumed_at]
+        atomic_write(self.curve_path, lambda p: _write_rows(p, [CURVE_HEADER, *kept]))
+
+    def add_games(self, games: Iterable[tuple[int, float, int]]) -> None:
+        """Append finished games as (timesteps, true score, length in agent steps)."""
+        rows = [(t, t * self.frames_per_step, score, length) for t, score, length in games]
+        if rows:
+            with self.curve_path.open("a", newline="") as f:
+                csv.writer(f).writerows(rows)
+
+    def save(self, timesteps: int) -> None:
+        self.record.update(
+            timesteps=timesteps,
+            frames=timesteps * self.frames_per_step,
+            wall_seconds=round(self.wall_before + time.time() - self.started, 1),
+            hardware=hardware(),
+        )
+        write_json(self.run_dir / "run.json", self.record)
+
+
+def _write_rows(path: Path, rows: list[list[str]]) -> None:
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
 
 
 class Checkpoint(BaseCallback):
-    """Every `every` env steps: save a resumable checkpoint, the weights and the run record."""
+    """Every `every` env steps: save a resumable SB3 checkpoint, the weights and the run record."""
 
     def __init__(self, run_dir: Path, every: int, record: dict[str, Any]) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.every = every
         self.record = record
-        self.started = time.time()
-        self.wall_before = float(record.get("wall_seconds", 0.0))
-        self.last_saved = 0
-        self.curve_path = run_dir / "curve.csv"
-        if not self.curve_path.exists():
-            self.curve_path.write_text("timesteps,frames,score,length\n")
+
+    def _on_training_start(self) -> None:
+        self.log = RunLog(self.run_dir, self.record, FRAME_SKIP, resumed_at=self.num_timesteps)
+        self.last_saved = self.num_timesteps
 
     def _on_step(self) -> bool:
-        rows = [
-            (self.num_timesteps, self.num_timesteps * 4, info["episode"]["r"], info["episode"]["l"])
+        self.log.add_games(
+            (self.num_timesteps, info["episode"]["r"], info["episode"]["l"])
             for info in self.locals["infos"]
             if "episode" in info
-        ]
-        if rows:
-            with self.curve_path.open("a", newline="") as f:
-                csv.writer(f).writerows(rows)
+        )
         if self.num_timesteps - self.last_saved >= self.every:
             self.save()
         return True
@@ -80,47 +134,66 @@ class Checkpoint(BaseCallback):
     def save(self) -> None:
         self.last_saved = self.num_timesteps
         atomic_write(self.run_dir / "checkpoint.zip", self._save_model)
-        export_weights(self.model, self.run_dir / "weights.safetensors")
-        self.record.update(
-            timesteps=self.num_timesteps,
-            frames=self.num_timesteps * 4,
-            wall_seconds=round(self.wall_before + time.time() - self.started, 1),
-            hardware=hardware(),
-        )
-        write_json(self.run_dir / "run.json", self.record)
+        save_weights(self.model.policy, self.run_dir / "weights.safetensors")
+        self.log.save(self.num_timesteps)
 
 
-def continue_from_victim(model: BaseAlgorithm, victim: Path, run_dir: Path) -> None:
-    """Start `model` from a zoo victim's weights and step count, and its run record from the
-    victim's metadata, so frames and wall time keep adding up across machines."""
+def continue_from_victim(network: nn.Module, victim: Path, run_dir: Path) -> int:
+    """Load a zoo victim's weights into `network` and start the run record from the victim's
+    metadata, so frames and wall time keep adding up across machines; returns its step count."""
     meta = json.loads((victim / "meta.json").read_text())
-    missing, unexpected = model.policy.load_state_dict(
-        load_file(str(victim / "weights.safetensors")), strict=False
-    )
-    if unexpected or any(not k.startswith("q_net_target.") for k in missing):
-        raise ValueError(f"{victim} does not fit this network: {missing + unexpected}")
-    if hasattr(model.policy, "q_net_target"):
-        model.policy.q_net_target.load_state_dict(model.policy.q_net.state_dict())
-    model.num_timesteps = int(meta["timesteps"])
-    model.learning_starts += model.num_timesteps  # the replay buffer starts empty
-    keys = (
-        "algorithm",
-        "game",
-        "seed",
-        "command",
-        "network",
-        "timesteps",
-        "frames",
-        "wall_seconds",
-        "hardware",
-    )
-    record = {k: meta[k] for k in keys} | {"resumed_with": meta.get("resumed_with", [])}
-    record["args"] = meta.get("args", {})
+    load_weights(network, victim / "weights.safetensors")
+    keys = ("algorithm", "game", "seed", "command", "network", "timesteps", "frames", "wall_seconds")
+    record = {k: meta[k] for k in (*keys, "hardware")} | {
+        "resumed_with": meta.get("resumed_with", []),
+        "args": meta.get("args", {}),
+        "network_kwargs": meta.get("network_kwargs", {}),
+    }
     write_json(run_dir / "run.json", record)
+    return int(meta["timesteps"])
 
 
-def run_record(run_dir: Path, args: Any, algorithm: str) -> dict[str, Any]:
-    """The run's record: continued from `run.json` when resuming, else started from the arguments."""
+def start_or_resume(
+    algorithm: type[BaseAlgorithm], args: Any, n_envs: int, **hyperparameters: Any
+) -> BaseAlgorithm:
+    """The run's SB3 model on `n_envs` training envs: resumed from `RUN_DIR/checkpoint.zip` where
+    there is one, else a new `CnnPolicy` model, started from the `--init-from` victim if given."""
+    torch.set_num_threads(args.threads)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    env = Sb3VecEnv(args.game, num_envs=n_envs, seed=args.seed)
+    checkpoint = args.run_dir / "checkpoint.zip"
+    if checkpoint.exists():
+        return algorithm.load(checkpoint, env=env, device=args.device)
+    model = algorithm("CnnPolicy", env, seed=args.seed, device=args.device, verbose=0, **hyperparameters)
+    if args.init_from is not None:
+        model.num_timesteps = continue_from_victim(model.policy, args.init_from, args.run_dir)
+    return model
+
+
+def learn(model: BaseAlgorithm, args: Any, record: dict[str, Any]) -> None:
+    """Train up to `args.total_timesteps`, checkpointing every `args.checkpoint_every` steps."""
+    remaining = args.total_timesteps - model.num_timesteps
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=Checkpoint(args.run_dir, args.checkpoint_every, record),
+            reset_num_timesteps=False,
+            progress_bar=False,
+        )
+
+
+def run_record(
+    run_dir: Path,
+    args: Any,
+    algorithm: str,
+    network: str = "nature-cnn",
+    network_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run's record: continued from `run.json` when resuming, else started from the arguments.
+
+    The command is `python -m agents.ALGORITHM`: every recipe's module is named after its algorithm.
+    `network_kwargs` are the keywords that shaped an SB3 network, which the zoo needs to rebuild it.
+    """
     path = run_dir / "run.json"
     command = shlex.join(["python", "-m", f"agents.{algorithm}", *sys.argv[1:]])
     if path.exists():
@@ -133,5 +206,6 @@ def run_record(run_dir: Path, args: Any, algorithm: str) -> dict[str, Any]:
         "seed": args.seed,
         "command": command,
         "args": {k: str(v) for k, v in asdict(args).items()},
-        "network": "nature-cnn",
+        "network": network,
+        "network_kwargs": network_kwargs or {},
     }

@@ -102,8 +102,11 @@ class _ActorLogits(nn.Module):
         self.policy = policy
 
     def forward(self, obs: Tensor) -> Tensor:
+        from stable_baselines3.common.preprocessing import preprocess_obs
+
         p = self.policy
-        features = p.extract_features(obs, p.pi_features_extractor)
+        # Not `p.extract_features`: without a shared extractor it runs the critic's too, as a pair.
+        features = p.pi_features_extractor(preprocess_obs(obs, p.observation_space, p.normalize_images))
         return p.action_net(p.mlp_extractor.forward_actor(features))
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
-from stable_baselines3 import DQN
+from stable_baselines3 import DQN, PPO
 
-from agents.training import continue_from_victim, export_weights
+from agents.training import RunLog, continue_from_victim
+from agents.weights import load_weights, save_weights
 from rlattack.envs import Sb3VecEnv
 
 
@@ -19,7 +21,7 @@ def test_continue_from_a_victim_takes_its_weights_steps_and_record(tmp_path) -> 
     victim = tmp_path / "victim"
     victim.mkdir()
     trained = _dqn(seed=1)
-    export_weights(trained, victim / "weights.safetensors")
+    save_weights(trained.policy, victim / "weights.safetensors")
     meta = {
         "algorithm": "dqn",
         "game": "pong",
@@ -34,12 +36,38 @@ def test_continue_from_a_victim_takes_its_weights_steps_and_record(tmp_path) -> 
     }
     (victim / "meta.json").write_text(json.dumps(meta))
     fresh = _dqn(seed=2)
-    continue_from_victim(fresh, victim, tmp_path)
+    assert continue_from_victim(fresh.policy, victim, tmp_path) == 5000
     for net in (fresh.policy.q_net, fresh.policy.q_net_target):
         for ours, theirs in zip(
             net.state_dict().values(), trained.policy.q_net.state_dict().values(), strict=True
         ):
             assert torch.equal(ours, theirs)
-    assert fresh.num_timesteps == 5000 and fresh.learning_starts == 5100
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["frames"] == 20000 and record["wall_seconds"] == 60.0
+
+
+def test_shared_feature_extractor_is_stored_once_and_restored_under_every_name(tmp_path) -> None:
+    def ppo(seed: int) -> PPO:
+        return PPO("CnnPolicy", Sb3VecEnv("pong", 1, seed=0), n_steps=8, batch_size=8, seed=seed)
+
+    trained, fresh = ppo(seed=1), ppo(seed=2)
+    save_weights(trained.policy, tmp_path / "w.safetensors")
+    load_weights(fresh.policy, tmp_path / "w.safetensors")
+    assert fresh.policy.pi_features_extractor is fresh.policy.vf_features_extractor
+    for ours, theirs in zip(
+        fresh.policy.state_dict().values(), trained.policy.state_dict().values(), strict=True
+    ):
+        assert torch.equal(ours, theirs)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_weights(_dqn(seed=0).policy, tmp_path / "w.safetensors")
+
+
+def test_curve_drops_games_played_after_the_checkpoint_it_resumes_from(tmp_path) -> None:
+    (tmp_path / "curve.csv").write_text("timesteps,frames,score,length\n100,400,-21,90\n300,1200,-20,95\n")
+    log = RunLog(tmp_path, {"wall_seconds": 10.0}, frames_per_step=4, resumed_at=200)
+    log.add_games([(250, -19.0, 80)])
+    log.save(260)
+    lines = (tmp_path / "curve.csv").read_text().splitlines()
+    assert lines == ["timesteps,frames,score,length", "100,400,-21,90", "250,1000,-19.0,80"]
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["timesteps"] == 260 and record["frames"] == 1040 and record["wall_seconds"] >= 10.0

@@ -8,14 +8,17 @@ command, and the clean score measured by `rlattack eval --attack none`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from safetensors.torch import load_file
+from torch import nn
 
+from agents.networks import build_network
+from agents.weights import load_weights
 from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy, from_sb3_policy, sb3_class
@@ -68,18 +71,25 @@ def victim(name: str) -> Victim:
     return by_name[name]
 
 
+def _untrained(v: Victim) -> tuple[nn.Module, Callable[[nn.Module], Policy]]:
+    """The victim's network, freshly built, and how its logits are read once weights are in."""
+    if v.algorithm == "a3c":  # our own actor-critic: its forward pass is the logits
+        network = build_network(v.meta["network"], OBS_SHAPE, v.n_actions)
+        return network, lambda net: Policy(net, v.n_actions, name=v.name)
+    sb3_network = sb3_class(v.algorithm).policy_aliases["CnnPolicy"]
+    obs_space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
+    network = sb3_network(
+        obs_space, spaces.Discrete(v.n_actions), lambda _: 0.0, **v.meta.get("network_kwargs", {})
+    )
+    return network, lambda net: from_sb3_policy(v.algorithm, net, name=v.name)
+
+
 def load_victim(name: str, device: str = "cpu") -> Policy:
     """Build the victim's network and load its weights (the target network is not shipped)."""
     v = victim(name)
-    obs_space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-    network = sb3_class(v.algorithm).policy_aliases["CnnPolicy"]
-    sb3_policy = network(obs_space, spaces.Discrete(v.n_actions), lambda _: 0.0)
+    network, to_policy = _untrained(v)
     try:
-        state = load_file(str(v.path / "weights.safetensors"))
+        load_weights(network, v.path / "weights.safetensors")
     except Exception as e:  # safetensors raises its own error types for a damaged file
-        raise UserInputError(f"cannot read weights of zoo victim {name}: {e}") from None
-    missing, unexpected = sb3_policy.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("q_net_target.")]
-    if missing or unexpected:
-        raise UserInputError(f"zoo victim {name} has mismatched weights: {missing + unexpected}")
-    return from_sb3_policy(v.algorithm, sb3_policy.to(device), name=name)
+        raise UserInputError(f"cannot load weights of zoo victim {name}: {e}") from None
+    return to_policy(network.to(device))

@@ -1,0 +1,287 @@
+"""Asynchronous advantage actor-critic (A3C, Mnih et al. 2016), Hogwild on CPU processes, resumable.
+
+    python -m agents.a3c --game pong --seed 1 --run-dir runs/pong-a3c --workers 16
+
+Each of `--workers` processes plays its own env with a local copy of the network. Every `t_max`
+steps (or at the end of a game) it computes n-step returns, the policy-gradient, value and
+entropy losses, clips the gradient norm and applies the gradient to the shared network through
+one RMSProp whose statistics are shared too. Nothing is locked but the global step counter, as in
+the paper. The main process only writes the learning curve (true scores) and checkpoints.
+
+Re-running the same command continues from `RUN_DIR/checkpoint.safetensors` (network, RMSProp
+statistics and global step count). Atari envs are the project's (`rlattack.envs`, rewards
+clipped to their sign for training only); `--game CartPole-v1` (any gymnasium env with flat
+observations and discrete actions) trains a small MLP in a minute, for tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import signal
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from queue import Empty
+from typing import Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+import tyro
+from safetensors.torch import load_file, save_file
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from torch import Tensor, nn
+from torch.distributions import Categorical
+
+from agents.networks import ActorCritic, build_network
+from agents.training import RunArgs, RunLog, continue_from_victim, run_record
+from agents.weights import save_weights
+from rlattack.envs import FRAME_SKIP, Sb3VecEnv
+from rlattack.files import atomic_write
+
+
+@dataclass
+class Args(RunArgs):
+    game: str = "pong"
+    """ALE game (pong, breakout, ...), or a gymnasium id with flat observations (CartPole-v1) for checks"""
+    seed: int = 1
+    """seed of the network's initialisation; worker k seeds its env and sampling with 1000 * seed + k"""
+    run_dir: Path = Path("runs/pong-a3c")
+    workers: int = 16
+    """actor-learner processes, each with its own env (16 in Mnih et al.)"""
+    t_max: int = 5
+    """steps a worker plays between updates: the n of its n-step returns"""
+    learning_rate: float = 7e-4
+    """RMSProp step size, decayed linearly to 0 at `total_timesteps`"""
+    rmsprop_alpha: float = 0.99
+    """decay of the shared running average of squared gradients"""
+    rmsprop_eps: float = 0.1
+    """added to that average under the square root; large (as in A3C reproductions) so that
+    parameters whose gradients are small take small steps, not normalised full-size ones"""
+    gamma: float = 0.99
+    """discount"""
+    entropy_coef: float = 0.01
+    """weight of the entropy bonus that keeps the policy from collapsing early"""
+    value_coef: float = 0.5
+    """weight of the squared n-step error of the value head (0.5: the gradient of (R - V)^2 / 2)"""
+    max_grad_norm: float = 40.0
+    """each worker's gradient is clipped to this global norm before it reaches the shared network"""
+
+
+def is_atari(game: str) -> bool:
+    """ALE games go through `rlattack.envs`; other gymnasium ids (CartPole-v1) are used as they are."""
+    return game not in gym.registry or game.startswith("ALE/")
+
+
+def make_train_env(game: str, seed: int) -> VecEnv:
+    """One env behind SB3's `VecEnv` API: it resets itself, and `info["episode"]` is the true score."""
+    if is_atari(game):
+        return Sb3VecEnv(game, num_envs=1, seed=seed)
+    env = DummyVecEnv([lambda: Monitor(gym.make(game))])
+    env.seed(seed)
+    return env
+
+
+class SharedRMSprop:
+    """RMSProp whose running average of squared gradients is one set of tensors in shared memory.
+
+    Mnih et al. 2016 (optimization details) found statistics shared by all threads more robust than
+    per-thread ones. Update: g <- alpha g + (1 - alpha) grad^2; theta <- theta - lr grad / sqrt(g + eps).
+    """
+
+    def __init__(self, network: nn.Module, alpha: float, eps: float) -> None:
+        self.params = dict(network.named_parameters())
+        self.square_avg = {name: torch.zeros_like(p).share_memory_() for name, p in self.params.items()}
+        self.alpha = alpha
+        self.eps = eps
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, Tensor], lr: float) -> None:
+        """Apply one worker's gradients (by parameter name) to the shared parameters."""
+        for name, param in self.params.items():
+            grad, avg = grads[name], self.square_avg[name]
+            avg.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
+            param.addcdiv_(grad, avg.add(self.eps).sqrt_(), value=-lr)
+
+
+def save_checkpoint(path: Path, network: nn.Module, optimizer: SharedRMSprop, timesteps: int) -> None:
+    """Network, RMSProp statistics and global step in one safetensors file (nothing pickled)."""
+    state = {f"network.{k}": v.detach().clone() for k, v in network.state_dict().items()}
+    state |= {f"rmsprop.{k}": v.clone() for k, v in optimizer.square_avg.items()}
+    state["timesteps"] = torch.tensor(timesteps, dtype=torch.int64)
+    atomic_write(path, lambda p: save_file(state, str(p)))
+
+
+def load_checkpoint(path: Path, network: nn.Module, optimizer: SharedRMSprop) -> int:
+    """Copy a checkpoint into `network` and `optimizer` in place (shared memory stays shared);
+    returns its global step."""
+    state = load_file(str(path))
+    network.load_state_dict(
+        {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
+    )
+    with torch.no_grad():
+        for name, avg in optimizer.square_avg.items():
+            avg.copy_(state[f"rmsprop.{name}"])
+    return int(state["timesteps"])
+
+
+class GameLog(Protocol):
+    """Where workers report finished games: (global step, true score, length)."""
+
+    def put(self, game: tuple[int, float, int]) -> None: ...
+
+
+class Worker:
+    """One actor-learner: its own env and local network, updating the shared network."""
+
+    def __init__(
+        self,
+        rank: int,
+        args: Args,
+        shared: ActorCritic,
+        optimizer: SharedRMSprop,
+        steps: Synchronized,
+        games: GameLog,
+    ) -> None:
+        self.args = args
+        self.shared = shared
+        self.optimizer = optimizer
+        self.steps = steps
+        self.games = games
+        self.local = copy.deepcopy(shared)  # a private copy: gradients never race on shared memory
+        self.env = make_train_env(args.game, seed=1000 * args.seed + rank)
+        self.obs = self.env.reset()
+
+    def _value(self, obs: np.ndarray) -> float:
+        with torch.no_grad():
+            return float(self.local.logits_and_value(torch.as_tensor(obs, dtype=torch.float32))[1])
+
+    def update(self) -> int:
+        """Play up to `t_max` steps from the shared weights, apply one gradient; returns steps played."""
+        a = self.args
+        self.local.load_state_dict(self.shared.state_dict())
+        log_probs, entropies, values, rewards = [], [], [], []
+        done = False
+        while len(rewards) < a.t_max and not done:
+            logits, value = self.local.logits_and_value(torch.as_tensor(self.obs, dtype=torch.float32))
+            policy = Categorical(logits=logits)
+            action = policy.sample()
+            self.obs, reward, dones, infos = self.env.step(action.numpy())
+            done, info, r = bool(dones[0]), infos[0], float(reward[0])
+            if info.get("TimeLimit.truncated"):  # cut off, not lost: the game would have gone on
+                r += a.gamma * self._value(info["terminal_observation"][None])
+            if "episode" in info:
+                self.games.put(
+                    (self.steps.value + len(rewards) + 1, info["episode"]["r"], info["episode"]["l"])
+                )
+            log_probs.append(policy.log_prob(action))
+            entropies.append(policy.entropy())
+            values.append(value)
+            rewards.append(r)
+        ret = 0.0 if done else self._value(self.obs)
+        returns = []
+        for r in reversed(rewards):
+            ret = r + a.gamma * ret
+            returns.append(ret)
+        advantages = torch.tensor(returns[::-1]) - torch.cat(values)
+        loss = (
+            -(torch.cat(log_probs) * advantages.detach()).sum()
+            + a.value_coef * advantages.pow(2).sum()
+            - a.entropy_coef * torch.cat(entropies).sum()
+        )
+        self.local.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.local.parameters(), a.max_grad_norm)
+        with self.steps.get_lock():
+            self.steps.value += len(rewards)
+            step = self.steps.value
+        lr = a.learning_rate * max(0.0, 1 - step / a.total_timesteps)
+        self.optimizer.step({name: p.grad for name, p in self.local.named_parameters()}, lr)
+        return len(rewards)
+
+    def run(self) -> None:
+        try:
+            while self.steps.value < self.args.total_timesteps:
+                self.update()
+        finally:
+            self.env.close()
+
+
+def _work(
+    rank: int, args: Args, shared: ActorCritic, optimizer: SharedRMSprop, steps: Synchronized, games: Queue
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the main process, which stops us
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1000 * args.seed + rank)
+    Worker(rank, args, shared, optimizer, steps, games).run()
+
+
+def _drain(games: Queue, timeout: float) -> list[tuple[int, float, int]]:
+    """Finished games reported so far, waiting up to `timeout` seconds for the first."""
+    found = []
+    try:
+        found.append(games.get(timeout=timeout))
+        while True:
+            found.append(games.get_nowait())
+    except Empty:
+        return sorted(found)
+
+
+def main(args: Args) -> None:
+    torch.set_num_threads(args.threads)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    probe = make_train_env(args.game, args.seed)
+    obs_shape, n_actions = probe.observation_space.shape, int(probe.action_space.n)
+    probe.close()
+    network = "nature-cnn" if is_atari(args.game) else "mlp"
+    torch.manual_seed(args.seed)
+    shared = build_network(network, obs_shape, n_actions)
+    optimizer = SharedRMSprop(shared, args.rmsprop_alpha, args.rmsprop_eps)
+    checkpoint = args.run_dir / "checkpoint.safetensors"
+    start = 0
+    if checkpoint.exists():
+        start = load_checkpoint(checkpoint, shared, optimizer)
+    elif args.init_from is not None:
+        start = continue_from_victim(shared, args.init_from, args.run_dir)
+    shared.share_memory()
+    record = run_record(args.run_dir, args, "a3c", network=network)
+    log = RunLog(args.run_dir, record, FRAME_SKIP if is_atari(args.game) else 1, resumed_at=start)
+
+    def save(timesteps: int) -> None:
+        save_checkpoint(checkpoint, shared, optimizer, timesteps)
+        save_weights(shared, args.run_dir / "weights.safetensors")
+        log.save(timesteps)
+
+    ctx = mp.get_context("spawn")  # fork would copy the parent's threads (ALE, Ray) in a broken state
+    steps = ctx.Value("q", start)
+    games = ctx.Queue()
+    workers = [
+        ctx.Process(target=_work, args=(k, args, shared, optimizer, steps, games), daemon=True)
+        for k in range(args.workers)
+    ]
+    for w in workers:
+        w.start()
+    last_saved = start
+    try:
+        while True:
+            running = any(w.is_alive() for w in workers)  # before draining: then nothing reported is left
+            log.add_games(_drain(games, timeout=1.0 if running else 0.0))
+            if any(w.exitcode for w in workers):
+                raise RuntimeError("an A3C worker failed (traceback above); the last checkpoint stays")
+            if not running:
+                break
+            if steps.value - last_saved >= args.checkpoint_every:
+                last_saved = steps.value
+                save(last_saved)
+    finally:
+        for w in workers:
+            w.terminate()  # a no-op for workers that finished
+            w.join()
+    save(steps.value)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

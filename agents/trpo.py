@@ -1,0 +1,47 @@
+"""TRPO recipe (Schulman et al. 2015) with sb3-contrib; see `agents.onpolicy` for the trainer.
+
+    python -m agents.trpo --game pong --seed 1 --run-dir runs/pong-trpo
+
+rl-zoo has no Atari settings for TRPO, so these are chosen: PPO's rl-zoo rollout shape (8 envs)
+with twice the steps, so each constrained step sees 2048 transitions; a KL bound of 0.01 (the
+step size of Schulman et al.'s Atari runs and sb3-contrib's default); and a critic with its own
+Nature CNN, as OpenAI Baselines' TRPO builds it (`value_network="copy"`): with a shared one,
+sb3-contrib's critic could train only its last layer, since the features belong to the
+KL-constrained actor. The critic takes 5 Adam passes over each rollout at PPO's Atari step size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import tyro
+from sb3_contrib import TRPO
+
+from agents.onpolicy import OnPolicyArgs, train
+
+
+@dataclass
+class Args(OnPolicyArgs):
+    run_dir: Path = Path("runs/pong-trpo")
+    n_steps: int = 256
+    """steps per env in each rollout (8 envs: 2048 transitions per policy step)"""
+    learning_rate: float = 2.5e-4
+    """the critic's Adam step size (the policy step is set by target_kl)"""
+    target_kl: float = 0.01
+    """KL bound of each policy step, enforced by a backtracking line search"""
+    n_critic_updates: int = 5
+    """critic passes over each rollout"""
+    batch_size: int = 256
+    """transitions per critic gradient step"""
+    cg_max_steps: int = 15
+    """conjugate-gradient iterations for the natural-gradient direction"""
+    cg_damping: float = 0.1
+    """damping added to the Fisher-vector products"""
+
+    NETWORK: ClassVar[dict[str, Any]] = {"share_features_extractor": False}
+
+
+if __name__ == "__main__":
+    train(TRPO, tyro.cli(Args))
