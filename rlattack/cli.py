@@ -35,7 +35,7 @@ SurfaceOpt = Annotated[str, typer.Option(help="stack (whole observation) or fram
 Quantize = Annotated[bool, typer.Option(help="round attacked frames to uint8 gray levels")]
 ScheduleOpt = Annotated[str, typer.Option(help="every, every:N, prob:P or timed:BETA (Lin et al.)")]
 TargetOpt = Annotated[
-    str | None, typer.Option(help="least-likely, random or action:K: makes fgsm/pgd targeted")
+    str | None, typer.Option(help="least-likely, random, action:K or policy:AGENT: makes fgsm/pgd targeted")
 ]
 Steps = Annotated[int, typer.Option(help="PGD steps")]
 StepSize = Annotated[float | None, typer.Option(help="PGD step size (default 2.5 * eps / steps)")]
@@ -349,7 +349,9 @@ def transfer(
     norm: NormOpt = "inf",
     target: Annotated[
         str | None,
-        typer.Option(help="policy induction: least-likely, random or action:K (the adversary's action)"),
+        typer.Option(
+            help="policy induction: the adversary's action (least-likely, random, action:K, policy:AGENT)"
+        ),
     ] = None,
     schedule: ScheduleOpt = "every",
     steps: Steps = 10,

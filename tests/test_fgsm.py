@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlattack.attacks import FGSM, Noise
-from rlattack.attacks.targets import FixedAction, RandomOther, least_likely, parse_target
+from rlattack.attacks.targets import FixedAction, PolicyAction, RandomOther, least_likely, parse_target
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 from tests.conftest import SMALL_SHAPE, Logistic, tiny_net
@@ -157,6 +157,10 @@ def test_target_rules(tiny_policy) -> None:
     assert torch.equal(least_likely(x, logits), logits.argmin(1))
     assert (FixedAction(1)(x, logits) == 1).all()
     assert (RandomOther(0)(x, logits) != logits.argmax(1)).all()
+    adversary = Policy(tiny_net(seed=7).double(), n_actions=3, obs_shape=SMALL_SHAPE, input_scale=1.0)
+    assert torch.equal(PolicyAction(adversary)(x, logits), adversary(x).argmax(1))
+    with pytest.raises(UserInputError, match="adversary"):
+        PolicyAction(adversary)(x, torch.zeros(len(x), 4))
     result = FGSM(0.01, target=least_likely)(tiny_policy, x)
     assert torch.equal(result.target, logits.argmin(1))
     with pytest.raises(UserInputError, match="bad target"):

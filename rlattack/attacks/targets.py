@@ -11,6 +11,7 @@ from torch import Tensor
 
 from rlattack.attacks.base import TargetRule
 from rlattack.errors import UserInputError
+from rlattack.policies import Policy
 
 
 def least_likely(x: Tensor, logits: Tensor) -> Tensor:
@@ -42,8 +43,25 @@ class RandomOther:
         return (logits.argmax(dim=1) + shift) % k
 
 
+class PolicyAction:
+    """What the adversary's own policy would do on the observation (Behzadan & Munir 2017 steer
+    the victim into an adversarial policy's actions), e.g. one trained to lose."""
+
+    def __init__(self, adversary: Policy) -> None:
+        self.adversary = adversary
+
+    @torch.no_grad()
+    def __call__(self, x: Tensor, logits: Tensor) -> Tensor:
+        if self.adversary.n_actions != logits.shape[1]:
+            raise UserInputError(
+                f"the adversary {self.adversary.name} has {self.adversary.n_actions} actions, "
+                f"the attacked policy {logits.shape[1]}"
+            )
+        return self.adversary.to(x.device)(x).argmax(dim=1)
+
+
 def parse_target(spec: str, seed: int = 0) -> TargetRule:
-    """`least-likely`, `random` or `action:K`, as written on the command line and in configs."""
+    """`least-likely`, `random`, `action:K` or `policy:AGENT`, as written on the command line."""
     if spec == "least-likely":
         return least_likely
     if spec == "random":
@@ -51,4 +69,8 @@ def parse_target(spec: str, seed: int = 0) -> TargetRule:
     kind, _, arg = spec.partition(":")
     if kind == "action" and arg.isdigit():
         return FixedAction(int(arg))
-    raise UserInputError(f"bad target {spec!r}: use least-likely, random or action:K")
+    if kind == "policy" and arg:
+        from rlattack.policies import load_policy
+
+        return PolicyAction(load_policy(arg))
+    raise UserInputError(f"bad target {spec!r}: use least-likely, random, action:K or policy:AGENT")
