@@ -139,7 +139,7 @@ def transfer_figures(records: list[TransferRecord], out: Path) -> list[Path]:
     """Two heatmaps per (game, attack, norm, eps, target rule): the target's return, the transfer rate."""
     groups: dict[str, list[TransferRecord]] = {}
     for r in records:
-        rule = f"_to-{r.target_rule}" if r.target_rule else ""
+        rule = f"_to-{r.target_rule.replace(':', '-')}" if r.target_rule else ""  # no ":" in file names
         groups.setdefault(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}{rule}", []).append(r)
     written = []
     for key, rows in groups.items():
