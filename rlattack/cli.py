@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 from rlattack.attacks import ATTACKS, build_attack
@@ -23,6 +24,21 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Adversarial attacks on deep RL policies for Atari.",
 )
+
+
+@app.callback()
+def _every_command(
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch CPU threads (default: torch's choice; 1 where other work shares the cores)"),
+    ] = None,
+) -> None:
+    """Adversarial attacks on deep RL policies for Atari."""
+    if threads is not None:
+        if threads < 1:
+            raise UserInputError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)  # oversubscribed OpenMP threads slow CPU runs down many times
+
 
 Agent = Annotated[str, typer.Option(help="zoo name, sb3:PATH.zip or torch:PATH (TorchScript)")]
 Game = Annotated[str | None, typer.Option(help="ALE game; defaults to a zoo victim's own")]

@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from rlattack.cli import main
 
@@ -93,6 +94,17 @@ def test_bad_input_is_one_line_and_status_2(monkeypatch, sb3_models, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err and err.startswith("rlattack: error:")
     assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_threads_apply_to_every_command(monkeypatch, capsys) -> None:
+    torch.set_num_threads(1)
+    try:
+        assert run(monkeypatch, "--threads", "2", "zoo") == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert run(monkeypatch, "--threads", "0", "zoo") == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
 
 
 def test_unparseable_option_exits_2(monkeypatch, capsys) -> None:
