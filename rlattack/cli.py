@@ -319,12 +319,18 @@ def substitute(
 
     if play < 1 or play > budget:
         raise UserInputError(f"--play must be between 1 and --budget ({budget}), got {play}")
-    if lam <= 0 or holdout < 1:
-        raise UserInputError(f"need --lam > 0 and --holdout >= 1 (got {lam}, {holdout})")
+    if round(lam * 255) < 1 or holdout < 1:
+        raise UserInputError(
+            f"need --lam of at least one gray level (lam * 255 rounds to >= 1) and --holdout >= 1 "
+            f"(got {lam}, {holdout})"
+        )
+    if rounds < 0 or tau < 1 or epochs < 1 or batch_size < 1 or not lr > 0:
+        raise UserInputError("need --rounds >= 0, --tau >= 1, --epochs >= 1, --batch-size >= 1 and --lr > 0")
     target, game = _policy_and_game(agent, game, device)
     sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed)
     oracle = Oracle(target, budget)
-    held_out = watch(Oracle(target), game, holdout, envs, seed + 1, progress)  # not the attacker's queries
+    # Other games (env seeds far from the attacker's), not charged to the attacker.
+    held_out = watch(Oracle(target), game, holdout, envs, seed + 1_000_000, progress)
     seed_set = watch(oracle, game, play, envs, seed, progress)
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
     config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
@@ -335,7 +341,8 @@ def substitute(
         history.append(dict(vars(done)))
         print(
             f"round {done.round}: {done.points} points, {done.queries} queries, "
-            f"agreement {done.agreement:.1%}"
+            f"agreement {_percent(done.agreement)} on {done.held_out} unseen held-out states "
+            f"({done.agreement_all:.1%} on all {len(held_out)})"
         )
         atomic_write(out / "substitute.pt", lambda p: sub.save(str(p)))
         write_json(
@@ -418,10 +425,17 @@ def transfer(
     resolved = resolve_device(device)
     load = cache(lambda agent: load_policy(agent, resolved))
     game = game or _policy_and_game(victim[0], None, device)[1]
-    setting = TransferSetting(game, attack, norm, eps, target, build, lambda: parse_schedule(schedule, seed))
+    options = {"schedule": schedule, "surface": surface, "quantize": quantize, "steps": steps}
+    options |= {"step_size": step_size, "theta": theta, "gamma": gamma}
+    options |= {"episodes": episodes, "envs": envs, "seed": seed}
+    setting = TransferSetting(
+        game, attack, norm, eps, target, options, build, lambda: parse_schedule(schedule, seed)
+    )
 
     def announce(r: TransferRecord) -> None:
-        print(f"{r.source} -> {r.target}: return {r.return_mean:.2f}, transfer {r.action_change_rate:.1%}")
+        print(
+            f"{r.source} -> {r.target}: return {r.return_mean:.2f}, transfer {_percent(r.action_change_rate)}"
+        )
 
     records = transfer_matrix(
         source, victim, load, setting, out, episodes, envs, seed, clean, progress, announce
@@ -435,14 +449,18 @@ def transfer(
             r.target,
             "-" if r.clean_return is None else f"{r.clean_return:.2f}",
             f"{r.return_mean:.2f} ± {r.return_std:.2f}",
-            f"{r.action_change_rate:.1%}",
-            f"{r.source_success_rate:.1%}",
-            "-" if r.target_rate is None else f"{r.target_rate:.1%}",
+            _percent(r.action_change_rate),
+            _percent(r.source_success_rate),
+            _percent(r.target_rate),
         )
     print_table(table)
     figures = transfer_figures(records, out)
     atomic_write(out / "transfer.md", lambda p: p.write_text("\n".join(transfer_table(records)) + "\n"))
     print(f"wrote {out / 'transfer.md'} and {len(figures)} heatmaps in {out}")
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
 
 
 def main() -> None:

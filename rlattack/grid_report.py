@@ -20,7 +20,7 @@ from scipy import stats
 
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
-from rlattack.store import ResultStore, TransferRecord
+from rlattack.store import ResultStore, TransferRecord, safe_name
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
@@ -139,8 +139,8 @@ def transfer_figures(records: list[TransferRecord], out: Path) -> list[Path]:
     """Two heatmaps per (game, attack, norm, eps, target rule): the target's return, the transfer rate."""
     groups: dict[str, list[TransferRecord]] = {}
     for r in records:
-        rule = f"_to-{r.target_rule.replace(':', '-')}" if r.target_rule else ""  # no ":" in file names
-        groups.setdefault(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}{rule}", []).append(r)
+        rule = f"_to-{r.target_rule}" if r.target_rule else ""
+        groups.setdefault(safe_name(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}{rule}"), []).append(r)
     written = []
     for key, rows in groups.items():
         for metric, prefix in (("return_mean", "transfer"), ("action_change_rate", "transfer_rate")):

@@ -82,9 +82,14 @@ def plot_agreement(rounds: Sequence[dict[str, Any]], path: Path, title: str) -> 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["queries"] for r in rounds], [100 * r["agreement"] for r in rounds], "o-")
+    queries = [r["queries"] for r in rounds]
+    ax.plot(queries, [100 * r["agreement_all"] for r in rounds], "o--", label="all held-out states")
+    unseen = [(r["queries"], 100 * r["agreement"]) for r in rounds if r["agreement"] is not None]
+    if unseen:
+        ax.plot(*zip(*unseen, strict=True), "o-", label="held-out states not in the training set")
     for r in rounds:
-        ax.annotate(f"round {r['round']}", (r["queries"], 100 * r["agreement"]), fontsize=8)
+        ax.annotate(f"round {r['round']}", (r["queries"], 100 * r["agreement_all"]), fontsize=8)
+    ax.legend(fontsize=8)
     ax.set_xlabel("queries to the target")
     ax.set_ylabel("top-1 agreement on held-out play (%)")
     ax.set_title(title)

@@ -18,6 +18,7 @@ in flight; the next run skips every id in `cells/`. One process at a time may wr
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -78,20 +79,32 @@ class TransferRecord(BaseModel):
     clean_return: float | None = None
     """the target's mean return without attack, same games"""
     linf_mean: float | None = None
+    setting: dict[str, Any] = {}
+    """everything else the result depends on: schedule, surface, attack options, games, seed"""
 
     @property
     def key(self) -> str:
-        return transfer_key(
-            self.game, self.attack, self.norm, self.eps, self.source, self.target, self.target_rule
-        )
+        return transfer_key(self.model_dump(include=set(TRANSFER_IDENTITY)))
 
 
-def transfer_key(
-    game: str, attack: str, norm: str, eps: float, source: str, target: str, target_rule: str | None
-) -> str:
-    """The file name (without .json) of a transfer record, known before it is computed."""
-    parts = [game, attack, f"L{norm}", f"eps{eps:g}", source, target]
-    return _safe("_".join(parts + ([f"to-{target_rule}"] if target_rule else [])))
+TRANSFER_IDENTITY = ("game", "attack", "norm", "eps", "source", "target", "target_rule", "setting")
+
+
+def transfer_key(identity: dict[str, Any]) -> str:
+    """The file name (without .json) of a transfer record, known before it is computed.
+
+    Readable where it can be; a hash of every identifying field keeps two settings, or two
+    agents whose names differ only in punctuation, from sharing a file.
+    """
+    missing = set(TRANSFER_IDENTITY) - identity.keys()
+    if missing:
+        raise ValueError(f"a transfer key needs {sorted(missing)}")
+    text = json.dumps({k: identity[k] for k in TRANSFER_IDENTITY}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    rule = f"_to-{identity['target_rule']}" if identity["target_rule"] else ""
+    return safe_name(
+        f"{identity['game']}_{identity['attack']}_L{identity['norm']}_eps{identity['eps']:g}{rule}_{digest}"
+    )
 
 
 def now() -> str:
@@ -221,5 +234,5 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise UserInputError(f"unreadable result file {path} ({e}); delete it to recompute it") from None
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.=" else "-" for c in name)

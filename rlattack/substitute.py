@@ -18,6 +18,7 @@ convention of `rlattack.policies` (floats 0..255), so a saved substitute is a `t
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -284,8 +285,29 @@ class Round:
     round: int
     points: int
     queries: int
-    agreement: float
+    agreement: float | None
+    """top-1 agreement on the held-out states that are not in the training set (None: all are)"""
+    agreement_all: float
+    """the same on every held-out state, repeats of training states included"""
     loss: float
+    held_out: int
+    """how many held-out states that was (the others repeat a training state byte for byte)"""
+
+
+def _digests(obs: np.ndarray) -> list[bytes]:
+    return [hashlib.blake2b(o.tobytes(), digest_size=16).digest() for o in obs]
+
+
+def unseen(holdout: Dataset, seen: Dataset) -> Dataset:
+    """The held-out states not found byte for byte in `seen`.
+
+    Atari games without sticky actions are deterministic given their no-op start, and so is a
+    greedy target: other games repeat many training states exactly (64% of them on Pong), and
+    agreement on those would measure memory, not imitation.
+    """
+    known = set(_digests(seen.obs))
+    keep = np.array([d not in known for d in _digests(holdout.obs)], dtype=bool)
+    return Dataset(holdout.obs[keep], holdout.actions[keep])
 
 
 def train_substitute(
@@ -301,7 +323,8 @@ def train_substitute(
     progress: bool = True,
     after_round: Callable[[Substitute, Round], None] | None = None,
 ) -> list[Round]:
-    """Train on `seed_set`, then `rounds` times augment and train again; agreement on `holdout`.
+    """Train on `seed_set`, then `rounds` times augment and train again; agreement on the states
+    of `holdout` that are not in the training set.
 
     The step is `lam * (-1) ** (round // tau)` (Papernot et al.'s periodic step size). Rounds stop
     early when the oracle's budget is spent. `after_round` sees each finished round (to save it).
@@ -316,7 +339,9 @@ def train_substitute(
                 break
             data = data + augment(substitute, data, lam * (-1) ** ((r - 1) // tau), oracle)
         loss = substitute.fit(data, epochs, batch_size, progress)
-        done = Round(r, len(data), oracle.queries, substitute.agreement(holdout), loss)
+        fresh = unseen(holdout, data)
+        agreement = substitute.agreement(fresh) if len(fresh) else None
+        done = Round(r, len(data), oracle.queries, agreement, substitute.agreement(holdout), loss, len(fresh))
         history.append(done)
         if after_round is not None:
             after_round(substitute, done)

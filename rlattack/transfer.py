@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
@@ -30,6 +31,8 @@ class TransferSetting:
     norm: str
     eps: float
     target_rule: str | None
+    options: dict[str, Any]
+    """the rest of what the result depends on (schedule, surface, attack options, games, seed)"""
     build: Callable[[], Attack]
     """a fresh attack per pair, so seeded attacks start from the same state in every pair"""
     schedule: Callable[[], Schedule | None]
@@ -54,21 +57,24 @@ def transfer_matrix(
     """
     if not sources or not targets:
         raise UserInputError("name at least one --source and one --victim")
+    if episodes < 1 or envs < 1:
+        raise UserInputError(f"need --episodes >= 1 and --envs >= 1 (got {episodes}, {envs})")
     s = setting
+
+    def key(source: str, target: str) -> str:
+        identity = {"game": s.game, "attack": s.attack, "norm": s.norm, "eps": s.eps, "source": source}
+        return transfer_key(identity | {"target": target, "target_rule": s.target_rule, "setting": s.options})
+
     env = make_vector_env(s.game, 1)  # every policy must fit the game before anything is written
-    for agent in [*sources, *targets]:
-        load(agent).check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
-    env.close()
+    try:
+        for agent in [*sources, *targets]:
+            load(agent).check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+    finally:
+        env.close()
     store = ResultStore(out)
     with store.lock():
         for target in targets:
-            todo = [
-                source
-                for source in sources
-                if not store.has_transfer(
-                    transfer_key(s.game, s.attack, s.norm, s.eps, source, target, s.target_rule)
-                )
-            ]
+            todo = [source for source in sources if not store.has_transfer(key(source, target))]
             clean_return = None
             if todo and clean:
                 clean_return = evaluate(
@@ -102,14 +108,11 @@ def transfer_matrix(
                     source_success_rate=summary["source_success_rate"],
                     clean_return=clean_return,
                     linf_mean=summary["linf_mean"],
+                    setting=s.options,
                 )
                 store.save_transfer(record)
                 if announce is not None:
                     announce(record)
-    keys = {
-        transfer_key(s.game, s.attack, s.norm, s.eps, source, target, s.target_rule)
-        for source in sources
-        for target in targets
-    }
+    keys = {key(source, target) for source in sources for target in targets}
     records = [r for r in store.transfer_records() if r.key in keys]
     return sorted(records, key=lambda r: (sources.index(r.source), targets.index(r.target)))

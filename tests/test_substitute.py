@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from rlattack.substitute import (
     Substitute,
     augment,
     train_substitute,
+    unseen,
     watch,
 )
 from tests.test_cli import run
@@ -200,7 +202,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     assert run(monkeypatch, *args, *common) == 0
     records = sorted((out / "transfer").glob("*.json"))
     assert len(records) == 2 and (out / "transfer.md").is_file()
-    white = json.loads(next(p for p in records if "sub" not in p.name).read_text())
+    white = next(r for r in map(json.loads, map(Path.read_text, records)) if r["source"] == r["target"])
     assert white["action_change_rate"] == white["source_success_rate"] > 0
     assert white["clean_return"] is not None and white["linf_mean"] == pytest.approx(0.01)
     assert len(list(out.glob("transfer*.png"))) == 2
@@ -231,3 +233,14 @@ def test_black_box_commands_refuse_bad_input(monkeypatch, tiny_atari_agent, tmp_
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
     assert not out.exists()
+
+
+def test_agreement_counts_only_held_out_states_that_are_not_training_states() -> None:
+    oracle = Oracle(linear_policy())
+    seed_set = Dataset(obs := frames(40), oracle(obs))
+    holdout = Dataset(obs := np.concatenate([seed_set.obs[:30], frames(10, seed=9)]), oracle(obs))
+    assert np.array_equal(unseen(holdout, seed_set).obs, holdout.obs[30:])
+    (done,) = train_substitute(_substitute(), oracle, seed_set, holdout, epochs=1, progress=False)
+    assert done.held_out == 10 and 0 <= done.agreement <= 1
+    (done,) = train_substitute(_substitute(), oracle, seed_set, seed_set, epochs=1, progress=False)
+    assert done.held_out == 0 and done.agreement is None and done.agreement_all is not None
