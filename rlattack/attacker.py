@@ -59,7 +59,7 @@ class Attacker:
     ) -> None:
         self.policy = policy
         self.source = source
-        self.crafter = source or policy
+        self.crafter = policy if source is None else source
         self.attack = attack
         self.schedule = schedule or EveryStep()
         self.frame_surface = attack is not None and attack.surface == "frame"

@@ -14,7 +14,7 @@ from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write, write_json
 from rlattack.policies import Policy, load_policy, resolve_device
-from rlattack.report import plot_comparison, print_table, summary_table
+from rlattack.report import percent, plot_comparison, print_table, summary_table
 from rlattack.runner import evaluate
 from rlattack.schedules import parse_schedule
 
@@ -61,15 +61,19 @@ Progress = Annotated[bool, typer.Option(help="show a progress bar")]
 
 
 def _policy_and_game(agent: str, game: str | None, device: str) -> tuple[Policy, str]:
-    policy = load_policy(agent, resolve_device(device))
-    if game is None:
-        from agents.zoo import victims
+    return load_policy(agent, resolve_device(device)), _game_of(agent, game)
 
-        zoo_game = {v.name: v.game for v in victims()}.get(agent)
-        if zoo_game is None:
-            raise UserInputError(f"--game is needed for {agent} (only zoo victims know their game)")
-        game = zoo_game
-    return policy, game
+
+def _game_of(agent: str, game: str | None) -> str:
+    """The game asked for, else a zoo victim's own."""
+    if game is not None:
+        return game
+    from agents.zoo import victims
+
+    zoo_game = {v.name: v.game for v in victims()}.get(agent)
+    if zoo_game is None:
+        raise UserInputError(f"--game is needed for {agent} (only zoo victims know their game)")
+    return zoo_game
 
 
 def _setting(
@@ -341,7 +345,7 @@ def substitute(
         history.append(dict(vars(done)))
         print(
             f"round {done.round}: {done.points} points, {done.queries} queries, "
-            f"agreement {_percent(done.agreement)} on {done.held_out} unseen held-out states "
+            f"agreement {percent(done.agreement)} on {done.held_out} unseen held-out states "
             f"({done.agreement_all:.1%} on all {len(held_out)})"
         )
         atomic_write(out / "substitute.pt", lambda p: sub.save(str(p)))
@@ -424,17 +428,16 @@ def transfer(
     parse_schedule(schedule, seed)
     resolved = resolve_device(device)
     load = cache(lambda agent: load_policy(agent, resolved))
-    game = game or _policy_and_game(victim[0], None, device)[1]
+    game = _game_of(victim[0], game)
     options = {"schedule": schedule, "surface": surface, "quantize": quantize, "steps": steps}
     options |= {"step_size": step_size, "theta": theta, "gamma": gamma}
-    options |= {"episodes": episodes, "envs": envs, "seed": seed}
     setting = TransferSetting(
         game, attack, norm, eps, target, options, build, lambda: parse_schedule(schedule, seed)
     )
 
     def announce(r: TransferRecord) -> None:
         print(
-            f"{r.source} -> {r.target}: return {r.return_mean:.2f}, transfer {_percent(r.action_change_rate)}"
+            f"{r.source} -> {r.target}: return {r.return_mean:.2f}, transfer {percent(r.action_change_rate)}"
         )
 
     records = transfer_matrix(
@@ -449,18 +452,14 @@ def transfer(
             r.target,
             "-" if r.clean_return is None else f"{r.clean_return:.2f}",
             f"{r.return_mean:.2f} ± {r.return_std:.2f}",
-            _percent(r.action_change_rate),
-            _percent(r.source_success_rate),
-            _percent(r.target_rate),
+            percent(r.action_change_rate),
+            percent(r.source_success_rate),
+            percent(r.target_rate),
         )
     print_table(table)
     figures = transfer_figures(records, out)
     atomic_write(out / "transfer.md", lambda p: p.write_text("\n".join(transfer_table(records)) + "\n"))
     print(f"wrote {out / 'transfer.md'} and {len(figures)} heatmaps in {out}")
-
-
-def _percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from scipy import stats
 
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
+from rlattack.report import percent
 from rlattack.store import ResultStore, TransferRecord, safe_name
 
 matplotlib.use("Agg")
@@ -202,9 +203,6 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def pct(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.1%}"
-
     for r in sorted(
         records, key=lambda r: (r.game, r.attack, r.norm, r.eps, r.target_rule or "", r.source, r.target)
     ):
@@ -213,7 +211,8 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
             f"| {r.game} | {r.attack} | {NORM_NAMES.get(r.norm, r.norm)} | {r.eps:g} "
             f"| {r.target_rule or '-'} "
             f"| {r.source} | {r.target} | {r.episodes} | {clean} | {r.return_mean:.2f} ± {r.return_std:.2f} "
-            f"| {pct(r.action_change_rate)} | {pct(r.source_success_rate)} | {pct(r.target_rate)} |"
+            f"| {percent(r.action_change_rate, 'n/a')} | {percent(r.source_success_rate, 'n/a')} "
+            f"| {percent(r.target_rate, 'n/a')} |"
         )
     return lines
 

@@ -39,6 +39,11 @@ def summary_table(rows: Sequence[tuple[str, dict[str, Any]]], title: str = "") -
     return table
 
 
+def percent(rate: float | None, missing: str = "-") -> str:
+    """A rate for a table cell; `missing` where there is none (e.g. no targeted steps)."""
+    return missing if rate is None else f"{rate:.1%}"
+
+
 def print_table(table: Table) -> None:
     console = Console()
     if not console.is_terminal:  # logs and pipes: do not squeeze numbers into 80 columns

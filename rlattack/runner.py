@@ -100,8 +100,9 @@ def evaluate(
     envs = min(envs, episodes)
     env = make_vector_env(game, envs)
     try:
-        for p in [p for p in (policy, source) if p is not None]:
-            p.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
+        for p in (policy, source):
+            if p is not None:
+                p.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
         attacker = Attacker(policy, attack, schedule, envs, source)
         return _play(env, attacker, split_episodes(episodes, envs), seed, progress)
     finally:

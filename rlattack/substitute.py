@@ -184,7 +184,6 @@ class Substitute:
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
-        self.arch = arch
         self.obs_shape = tuple(obs_shape)
         self.n_actions = n_actions
         self.device = device

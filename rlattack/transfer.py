@@ -21,6 +21,17 @@ from rlattack.runner import evaluate
 from rlattack.schedules import Schedule
 from rlattack.store import ResultStore, TransferRecord, transfer_key
 
+MEASURED = (
+    "return_mean",
+    "return_std",
+    "episodes",
+    "action_change_rate",
+    "target_rate",
+    "source_success_rate",
+    "linf_mean",
+)
+"""The fields of a pair's `evaluate` summary that its `TransferRecord` keeps."""
+
 
 @dataclass
 class TransferSetting:
@@ -32,7 +43,8 @@ class TransferSetting:
     eps: float
     target_rule: str | None
     options: dict[str, Any]
-    """the rest of what the result depends on (schedule, surface, attack options, games, seed)"""
+    """the rest of what the attack depends on (schedule, surface, attack options); the games,
+    envs and seed of the run are added to it in the records"""
     build: Callable[[], Attack]
     """a fresh attack per pair, so seeded attacks start from the same state in every pair"""
     schedule: Callable[[], Schedule | None]
@@ -60,10 +72,11 @@ def transfer_matrix(
     if episodes < 1 or envs < 1:
         raise UserInputError(f"need --episodes >= 1 and --envs >= 1 (got {episodes}, {envs})")
     s = setting
+    common = {"game": s.game, "attack": s.attack, "norm": s.norm, "eps": s.eps, "target_rule": s.target_rule}
+    common["setting"] = s.options | {"episodes": episodes, "envs": envs, "seed": seed}
 
     def key(source: str, target: str) -> str:
-        identity = {"game": s.game, "attack": s.attack, "norm": s.norm, "eps": s.eps, "source": source}
-        return transfer_key(identity | {"target": target, "target_rule": s.target_rule, "setting": s.options})
+        return transfer_key(common | {"source": source, "target": target})
 
     env = make_vector_env(s.game, 1)  # every policy must fit the game before anything is written
     try:
@@ -93,22 +106,11 @@ def transfer_matrix(
                     load(source),
                 ).summary
                 record = TransferRecord(
-                    game=s.game,
-                    attack=s.attack,
-                    norm=s.norm,
-                    eps=s.eps,
+                    **common,
                     source=source,
                     target=target,
-                    return_mean=summary["return_mean"],
-                    return_std=summary["return_std"],
-                    episodes=summary["episodes"],
-                    action_change_rate=summary["action_change_rate"],
-                    target_rule=s.target_rule,
-                    target_rate=summary["target_rate"],
-                    source_success_rate=summary["source_success_rate"],
+                    **{k: summary[k] for k in MEASURED},
                     clean_return=clean_return,
-                    linf_mean=summary["linf_mean"],
-                    setting=s.options,
                 )
                 store.save_transfer(record)
                 if announce is not None:
