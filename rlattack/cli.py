@@ -299,9 +299,9 @@ def substitute(
         int, typer.Option(help="most queries: watched states plus augmentation labels")
     ] = 100_000,
     play: Annotated[
-        int, typer.Option(help="states of the target's own play to imitate (the seed set)")
-    ] = 10_000,
-    rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 2,
+        int | None, typer.Option(help="states of the target's play to imitate (default: the whole budget)")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 0,
     lam: Annotated[float, typer.Option(help="augmentation step on the [0, 1] scale")] = 0.1,
     tau: Annotated[int, typer.Option(help="rounds between sign flips of the augmentation step")] = 2,
     arch: Annotated[
@@ -310,7 +310,14 @@ def substitute(
     epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 4,
     batch_size: Annotated[int, typer.Option(help="training minibatch")] = 128,
     lr: Annotated[float, typer.Option(help="Adam step size")] = 1e-3,
+    explore: Annotated[
+        float, typer.Option(help="chance of a random move instead of the target's while watching")
+    ] = 0.25,
+    sticky: Annotated[float, typer.Option(help="sticky-action probability of the watched games")] = 0.25,
     holdout: Annotated[int, typer.Option(help="held-out states from other games, for the agreement")] = 5_000,
+    holdout_sticky: Annotated[
+        float, typer.Option(help="sticky-action probability of the held-out games, so they differ")
+    ] = 0.25,
     envs: Envs = 8,
     device: Device = "auto",
     seed: Seed = 0,
@@ -319,8 +326,9 @@ def substitute(
 ) -> None:
     """Train a substitute of AGENT from its actions only (imitation + Jacobian augmentation)."""
     from rlattack.report import plot_agreement
-    from rlattack.substitute import Oracle, Round, Substitute, train_substitute, watch
+    from rlattack.substitute import Oracle, Round, Substitute, noise_stability, train_substitute, watch
 
+    play = budget if play is None else play
     if play < 1 or play > budget:
         raise UserInputError(f"--play must be between 1 and --budget ({budget}), got {play}")
     if round(lam * 255) < 1 or holdout < 1:
@@ -330,15 +338,25 @@ def substitute(
         )
     if rounds < 0 or tau < 1 or epochs < 1 or batch_size < 1 or not lr > 0:
         raise UserInputError("need --rounds >= 0, --tau >= 1, --epochs >= 1, --batch-size >= 1 and --lr > 0")
+    if not (0 <= explore <= 1 and 0 <= sticky < 1 and 0 <= holdout_sticky < 1):
+        raise UserInputError("need --explore in [0, 1] and --sticky and --holdout-sticky in [0, 1)")
     target, game = _policy_and_game(agent, game, device)
     sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed)
     oracle = Oracle(target, budget)
-    # Other games (env seeds far from the attacker's), not charged to the attacker.
-    held_out = watch(Oracle(target), game, holdout, envs, seed + 1_000_000, progress)
-    seed_set = watch(oracle, game, play, envs, seed, progress)
+    # Other games (env seeds far from the attacker's), not charged to the attacker: sticky actions
+    # make them differ from the watched ones, which a greedy target in a deterministic game replays.
+    referee = Oracle(target)
+    held_out = watch(referee, game, holdout, envs, seed + 1_000_000, progress, sticky=holdout_sticky)
+    stability = noise_stability(referee, held_out, seed=seed)
+    print(
+        f"the target keeps its action under +-1 gray level of random noise on {stability:.1%} "
+        "of the held-out states: a reference for the agreement"
+    )
+    seed_set = watch(oracle, game, play, envs, seed, progress, explore=explore, sticky=sticky)
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
     config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
-    config |= {"holdout": holdout, "envs": envs, "seed": seed}
+    config |= {"explore": explore, "sticky": sticky, "holdout": holdout, "holdout_sticky": holdout_sticky}
+    config |= {"envs": envs, "seed": seed}
     history: list[dict[str, Any]] = []
 
     def save(sub: Substitute, done: Round) -> None:
@@ -357,6 +375,7 @@ def substitute(
                 "obs_shape": list(sub.obs_shape),
                 "queries": done.queries,
                 "agreement": done.agreement,
+                "target_noise_stability": stability,
                 "config": config,
                 "rounds": history,
             },

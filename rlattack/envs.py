@@ -43,11 +43,15 @@ def _gym_id(rom: str) -> str:
     return "ALE/" + "".join(part.capitalize() for part in rom.split("_")) + "-v5"
 
 
-def make_vector_env(game: str, num_envs: int, *, num_threads: int = 0) -> AtariVectorEnv:
+def make_vector_env(game: str, num_envs: int, *, num_threads: int = 0, sticky: float = 0.0) -> AtariVectorEnv:
     """Evaluation vector env: C++ threads, true scores, resets inside the step that ends a game.
 
-    `final_obs` in the step's info holds the last observation of a finished game.
+    `final_obs` in the step's info holds the last observation of a finished game. `sticky` is the
+    probability of repeating the previous action (Machado et al. 2018); the convention is none,
+    and only measurements that need games to differ turn it on.
     """
+    if not 0.0 <= sticky < 1.0:
+        raise UserInputError(f"the sticky-action probability must be in [0, 1), got {sticky}")
     if num_envs < 1:
         raise UserInputError(f"need at least one env, got {num_envs}")
     return AtariVectorEnv(
@@ -55,7 +59,7 @@ def make_vector_env(game: str, num_envs: int, *, num_threads: int = 0) -> AtariV
         num_envs,
         num_threads=num_threads,
         max_num_frames_per_episode=MAX_FRAMES,
-        repeat_action_probability=0.0,
+        repeat_action_probability=sticky,
         full_action_space=False,
         frameskip=FRAME_SKIP,
         maxpool=True,

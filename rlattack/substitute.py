@@ -4,7 +4,9 @@ The attacker never sees the target's weights, logits or gradients. Its substitut
 two sources, which can be combined (Papernot et al. 2017; Behzadan & Munir 2017):
 
 1. imitation: the attacker watches the target play and records what it saw and which action it
-   took (`watch`);
+   took (`watch`), or, where it may run the game itself, strays from the target's moves at random
+   and asks the target about every state it reaches: on Pong this generalises to new games far
+   better (76% against 51% agreement) than the few games a greedy target replays;
 2. Jacobian-based dataset augmentation: each round adds `x + lambda * sign(d F_y(x) / dx)` for
    the points `x` of the set, `F` the substitute and `y` the target's answer on `x`, and asks the
    target to label them: the set doubles each round (`augment`).
@@ -91,12 +93,29 @@ class Dataset:
 
 
 def watch(
-    oracle: Oracle, game: str, states: int, envs: int = 8, seed: int = 0, progress: bool = True
+    oracle: Oracle,
+    game: str,
+    states: int,
+    envs: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+    explore: float = 0.0,
+    sticky: float = 0.0,
 ) -> Dataset:
-    """Let the target play `game` for `states` observations (each one a query) and record them."""
+    """Let the target play `game` for `states` observations (each one a query) and record them.
+
+    With `explore` > 0 the attacker runs the game and, with that probability, plays a random
+    action instead of the target's: the states stray from the target's few well-trodden games
+    (a greedy agent in a deterministic game replays the same ones), while every label is still
+    the target's answer. `sticky` repeats the previous action with that probability in the
+    emulator, so that the target's own games differ from each other.
+    """
     if states < 1:
         raise UserInputError(f"need at least one state to watch, got {states}")
-    env = make_vector_env(game, min(envs, states))
+    if not 0.0 <= explore <= 1.0:
+        raise UserInputError(f"the exploration probability must be in [0, 1], got {explore}")
+    env = make_vector_env(game, min(envs, states), sticky=sticky)
+    rng = np.random.default_rng(seed)
     try:
         if int(env.single_action_space.n) != oracle.n_actions:
             raise UserInputError(
@@ -115,7 +134,10 @@ def watch(
                 n += take
                 bar.update(take)
                 if n < states:
-                    obs = env.step(actions)[0]
+                    played = actions.copy()
+                    wander = rng.random(len(obs)) < explore
+                    played[wander] = rng.integers(oracle.n_actions, size=int(wander.sum()))
+                    obs = env.step(played)[0]
         return Dataset(obs_buf, act_buf)
     finally:
         env.close()
@@ -293,6 +315,22 @@ class Round:
     """how many held-out states that was (the others repeat a training state byte for byte)"""
 
 
+def noise_stability(oracle: Oracle, data: Dataset, levels: int = 1, seed: int = 0) -> float:
+    """How often the target keeps its action when every feature moves by +-`levels` gray levels
+    at random: a reference for agreement, since an action that imperceptible noise overturns
+    hangs on detail an imitator can hardly pin down (on Pong, one gray level changes 15% of the
+    DQN's actions).
+    """
+    rng = np.random.default_rng(seed)
+    noisy = np.empty_like(data.obs)
+    for i in range(0, len(data), 1024):  # bounded memory, as in `augment`
+        part = data.obs[i : i + 1024].astype(np.int16)
+        noisy[i : i + 1024] = np.clip(
+            part + levels * rng.choice(np.array([-1, 1], np.int16), part.shape), 0, 255
+        )
+    return float((oracle(noisy) == data.actions).mean())
+
+
 def _digests(obs: np.ndarray) -> list[bytes]:
     return [hashlib.blake2b(o.tobytes(), digest_size=16).digest() for o in obs]
 
@@ -301,8 +339,9 @@ def unseen(holdout: Dataset, seen: Dataset) -> Dataset:
     """The held-out states not found byte for byte in `seen`.
 
     Atari games without sticky actions are deterministic given their no-op start, and so is a
-    greedy target: other games repeat many training states exactly (64% of them on Pong), and
-    agreement on those would measure memory, not imitation.
+    greedy target: other games then repeat training states exactly (87% of them on Pong), and
+    agreement on those would measure memory, not imitation. Held-out games with sticky actions
+    repeat few.
     """
     known = set(_digests(seen.obs))
     keep = np.array([d not in known for d in _digests(holdout.obs)], dtype=bool)

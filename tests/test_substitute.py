@@ -22,6 +22,7 @@ from rlattack.substitute import (
     QueryBudgetExceeded,
     Substitute,
     augment,
+    noise_stability,
     train_substitute,
     unseen,
     watch,
@@ -129,6 +130,35 @@ def test_watching_records_what_the_target_saw_and_did(tiny_atari_agent) -> None:
     assert all(np.array_equal(later[:3], earlier[1:]) for earlier, later in pairwise(env0))
 
 
+def test_exploring_strays_from_the_targets_game_but_labels_with_its_answers(tiny_atari_agent) -> None:
+    policy = load_torchscript(tiny_atari_agent[len("torch:") :])
+    followed = watch(Oracle(policy), "pong", 200, envs=4, progress=False)
+    oracle = Oracle(policy, budget=200)
+    strayed = watch(oracle, "pong", 200, envs=4, progress=False, explore=1.0)
+    assert oracle.queries == 200 and np.array_equal(strayed.actions, policy.act(strayed.obs))
+    assert np.array_equal(strayed.obs[:4], followed.obs[:4])  # same starts, then other moves
+    assert not np.array_equal(strayed.obs, followed.obs)
+    with pytest.raises(UserInputError, match="exploration probability"):
+        watch(Oracle(policy), "pong", 10, explore=1.5, progress=False)
+    with pytest.raises(UserInputError, match="sticky-action probability"):
+        watch(Oracle(policy), "pong", 10, sticky=1.0, progress=False)
+
+
+def test_noise_stability_counts_the_actions_that_one_gray_level_overturns() -> None:
+    net = nn.Sequential(nn.Flatten(), nn.Linear(D, 2))  # logits (x_0 - 128/255, 0)
+    with torch.no_grad():
+        net[1].weight.zero_()
+        net[1].bias.copy_(torch.tensor([-128 / 255, 0.0]))
+        net[1].weight[0, 0] = 1.0
+    oracle = Oracle(Policy(net, 2, SHAPE, input_scale=1.0))
+    obs = frames(1000)
+    obs[:, 0, 0, 0] = np.repeat(np.array([128, 10], np.uint8), 500)  # on the boundary, far below it
+    data = Dataset(obs, oracle(obs))
+    # 129 keeps action 0 and 127 turns it to 1, at random; 9 or 11 never cross 128
+    assert noise_stability(oracle, data) == pytest.approx(0.75, abs=0.05)
+    assert noise_stability(oracle, data, levels=0) == 1.0
+
+
 def test_a_saved_substitute_is_a_torchscript_agent(tmp_path) -> None:
     sub = Substitute("mnih2013", (4, 84, 84), 6)
     obs = np.random.default_rng(0).integers(0, 256, (8, 4, 84, 84), dtype=np.uint8)
@@ -185,6 +215,8 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
             "1",
             "--holdout",
             "100",
+            "--explore",
+            "0.5",
             "--epochs",
             "1",
             "--out",
@@ -195,6 +227,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     )
     meta = json.loads((sub_dir / "substitute.json").read_text())
     assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [200, 300]
+    assert meta["config"]["explore"] == 0.5 and 0 <= meta["target_noise_stability"] <= 1
     assert (sub_dir / "agreement.png").stat().st_size > 0
     substitute = f"torch:{sub_dir / 'substitute.pt'}"
     matrix = ["--source", substitute, "--source", tiny_atari_agent, "--victim", tiny_atari_agent]
@@ -218,6 +251,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     [
         (["substitute", "--agent", "{agent}", "--budget", "100", "--play", "200"], "--play must be"),
         (["substitute", "--agent", "{agent}", "--arch", "resnet"], "unknown substitute architecture"),
+        (["substitute", "--agent", "{agent}", "--holdout-sticky", "1"], "need --explore in [0, 1]"),
         (["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "-1"], "eps must be"),
         (
             ["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "0.1", "--attack", "none"],
