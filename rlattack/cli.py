@@ -299,7 +299,8 @@ def substitute(
         int, typer.Option(help="most queries: watched states plus augmentation labels")
     ] = 100_000,
     play: Annotated[
-        int | None, typer.Option(help="states of the target's play to imitate (default: the whole budget)")
+        int | None,
+        typer.Option(help="states watched, each a query (default: what the rounds leave of the budget)"),
     ] = None,
     rounds: Annotated[int, typer.Option(help="Jacobian augmentation rounds; each doubles the set")] = 0,
     lam: Annotated[float, typer.Option(help="augmentation step on the [0, 1] scale")] = 0.1,
@@ -312,12 +313,12 @@ def substitute(
     lr: Annotated[float, typer.Option(help="Adam step size")] = 1e-3,
     explore: Annotated[
         float, typer.Option(help="chance of a random move instead of the target's while watching")
-    ] = 0.25,
+    ] = 0.0,
     sticky: Annotated[float, typer.Option(help="sticky-action probability of the watched games")] = 0.25,
     holdout: Annotated[int, typer.Option(help="held-out states from other games, for the agreement")] = 5_000,
     holdout_sticky: Annotated[
-        float, typer.Option(help="sticky-action probability of the held-out games, so they differ")
-    ] = 0.25,
+        float, typer.Option(help="sticky-action probability of the held-out games (the convention: 0)")
+    ] = 0.0,
     envs: Envs = 8,
     device: Device = "auto",
     seed: Seed = 0,
@@ -328,7 +329,7 @@ def substitute(
     from rlattack.report import plot_agreement
     from rlattack.substitute import Oracle, Round, Substitute, noise_stability, train_substitute, watch
 
-    play = budget if play is None else play
+    play = budget // 2 ** max(rounds, 0) if play is None else play  # each round doubles the set
     if play < 1 or play > budget:
         raise UserInputError(f"--play must be between 1 and --budget ({budget}), got {play}")
     if round(lam * 255) < 1 or holdout < 1:
@@ -343,16 +344,18 @@ def substitute(
     target, game = _policy_and_game(agent, game, device)
     sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed)
     oracle = Oracle(target, budget)
-    # Other games (env seeds far from the attacker's), not charged to the attacker: sticky actions
-    # make them differ from the watched ones, which a greedy target in a deterministic game replays.
+    # The target's own play in other games (env seeds far from the attacker's), one step in 8 so
+    # that the set spans whole games; not charged to the attacker.
     referee = Oracle(target)
-    held_out = watch(referee, game, holdout, envs, seed + 1_000_000, progress, sticky=holdout_sticky)
+    held_out = watch(
+        referee, game, holdout, envs, seed + 1_000_000, progress=progress, sticky=holdout_sticky, every=8
+    )
     stability = noise_stability(referee, held_out, seed=seed)
     print(
         f"the target keeps its action under +-1 gray level of random noise on {stability:.1%} "
-        "of the held-out states: a reference for the agreement"
+        "of the held-out states (a reference beside the agreement)"
     )
-    seed_set = watch(oracle, game, play, envs, seed, progress, explore=explore, sticky=sticky)
+    seed_set = watch(oracle, game, play, envs, seed, progress=progress, explore=explore, sticky=sticky)
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
     config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
     config |= {"explore": explore, "sticky": sticky, "holdout": holdout, "holdout_sticky": holdout_sticky}

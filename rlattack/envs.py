@@ -1,7 +1,8 @@
 """The one place that builds Atari envs, with the classic `NoFrameskip-v4` preprocessing.
 
-Frame skip 4 with max-pool over the last two frames, up to 30 no-op starts, no sticky actions,
-minimal action set, 84x84 grayscale, 4 stacked frames as uint8 `(4, 84, 84)`, FIRE on reset.
+Frame skip 4 with max-pool over the last two frames, up to 30 no-op starts, no sticky actions
+(an option of `make_vector_env` for measurements that need games to differ), minimal action
+set, 84x84 grayscale, 4 stacked frames as uint8 `(4, 84, 84)`, FIRE on reset.
 Evaluation envs return true game scores of whole games (no reward clipping, no life-loss
 terminals, capped at 108,000 frames). Training envs clip rewards in `Sb3VecEnv` only, so their
 episode statistics are still true scores.

@@ -4,9 +4,8 @@ The attacker never sees the target's weights, logits or gradients. Its substitut
 two sources, which can be combined (Papernot et al. 2017; Behzadan & Munir 2017):
 
 1. imitation: the attacker watches the target play and records what it saw and which action it
-   took (`watch`), or, where it may run the game itself, strays from the target's moves at random
-   and asks the target about every state it reaches: on Pong this generalises to new games far
-   better (76% against 51% agreement) than the few games a greedy target replays;
+   took (`watch`); where the attacker runs the game itself, sticky actions or random moves of its
+   own make the games differ, which covers more than the few games a greedy target replays;
 2. Jacobian-based dataset augmentation: each round adds `x + lambda * sign(d F_y(x) / dx)` for
    the points `x` of the set, `F` the substitute and `y` the target's answer on `x`, and asks the
    target to label them: the set doubles each round (`augment`).
@@ -98,47 +97,53 @@ def watch(
     states: int,
     envs: int = 8,
     seed: int = 0,
+    *,
     progress: bool = True,
     explore: float = 0.0,
     sticky: float = 0.0,
+    every: int = 1,
 ) -> Dataset:
-    """Let the target play `game` for `states` observations (each one a query) and record them.
+    """Let the target play `game` and record `states` observations with its actions.
 
-    With `explore` > 0 the attacker runs the game and, with that probability, plays a random
-    action instead of the target's: the states stray from the target's few well-trodden games
-    (a greedy agent in a deterministic game replays the same ones), while every label is still
-    the target's answer. `sticky` repeats the previous action with that probability in the
-    emulator, so that the target's own games differ from each other.
+    Every state the target acts on is a query. With `explore` > 0 the attacker runs the game and,
+    with that probability, plays one of the other actions at random instead of the target's: the
+    states stray from the few games a greedy target replays in a deterministic game, while every
+    label is still the target's answer. `sticky` repeats the previous action with that probability
+    in the emulator. `every` records one step in `every` of each game (the target still acts on
+    all of them), so that a held-out set spans whole games rather than their openings.
     """
-    if states < 1:
-        raise UserInputError(f"need at least one state to watch, got {states}")
+    if states < 1 or every < 1:
+        raise UserInputError(f"need at least one state to watch and every >= 1, got {states} and {every}")
     if not 0.0 <= explore <= 1.0:
         raise UserInputError(f"the exploration probability must be in [0, 1], got {explore}")
     env = make_vector_env(game, min(envs, states), sticky=sticky)
     rng = np.random.default_rng(seed)
     try:
-        if int(env.single_action_space.n) != oracle.n_actions:
+        n_actions = int(env.single_action_space.n)
+        if n_actions != oracle.n_actions:
             raise UserInputError(
-                f"action-space mismatch: the target has {oracle.n_actions} actions, "
-                f"{game} has {env.single_action_space.n}"
+                f"action-space mismatch: the target has {oracle.n_actions} actions, {game} has {n_actions}"
             )
         obs_buf = np.empty((states, *oracle.obs_shape), dtype=np.uint8)
         act_buf = np.empty(states, dtype=np.int64)
         obs, _ = env.reset(seed=seed)
         n = 0
         with tqdm(total=states, unit="state", desc="watching", disable=not progress, leave=False) as bar:
-            while n < states:
-                take = min(len(obs), states - n)
-                actions = oracle(obs[:take])
-                obs_buf[n : n + take], act_buf[n : n + take] = obs[:take], actions
-                n += take
-                bar.update(take)
-                if n < states:
-                    played = actions.copy()
-                    wander = rng.random(len(obs)) < explore
-                    played[wander] = rng.integers(oracle.n_actions, size=int(wander.sum()))
-                    obs = env.step(played)[0]
-        return Dataset(obs_buf, act_buf)
+            step = 0
+            while True:
+                record = step % every == 0
+                take = min(len(obs), states - n) if record else len(obs)
+                actions = oracle(obs[:take])  # the last batch asks only about the states it keeps
+                if record:
+                    obs_buf[n : n + take], act_buf[n : n + take] = obs[:take], actions
+                    n += take
+                    bar.update(take)
+                if n == states:
+                    return Dataset(obs_buf, act_buf)
+                wander = rng.random(len(obs)) < explore
+                other = rng.integers(1, n_actions, size=len(obs)) if n_actions > 1 else 0
+                obs = env.step(np.where(wander, (actions + other) % n_actions, actions))[0]
+                step += 1
     finally:
         env.close()
 
@@ -317,9 +322,8 @@ class Round:
 
 def noise_stability(oracle: Oracle, data: Dataset, levels: int = 1, seed: int = 0) -> float:
     """How often the target keeps its action when every feature moves by +-`levels` gray levels
-    at random: a reference for agreement, since an action that imperceptible noise overturns
-    hangs on detail an imitator can hardly pin down (on Pong, one gray level changes 15% of the
-    DQN's actions).
+    at random (clipped to 0..255): a reference beside the agreement, not a bound on it. Actions
+    that imperceptible noise overturns hang on detail that an imitator can hardly pin down.
     """
     rng = np.random.default_rng(seed)
     noisy = np.empty_like(data.obs)
@@ -339,9 +343,8 @@ def unseen(holdout: Dataset, seen: Dataset) -> Dataset:
     """The held-out states not found byte for byte in `seen`.
 
     Atari games without sticky actions are deterministic given their no-op start, and so is a
-    greedy target: other games then repeat training states exactly (87% of them on Pong), and
-    agreement on those would measure memory, not imitation. Held-out games with sticky actions
-    repeat few.
+    greedy target: other games then repeat many training states exactly, and agreement on those
+    would measure memory, not imitation.
     """
     known = set(_digests(seen.obs))
     keep = np.array([d not in known for d in _digests(holdout.obs)], dtype=bool)

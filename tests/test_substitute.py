@@ -138,10 +138,22 @@ def test_exploring_strays_from_the_targets_game_but_labels_with_its_answers(tiny
     assert oracle.queries == 200 and np.array_equal(strayed.actions, policy.act(strayed.obs))
     assert np.array_equal(strayed.obs[:4], followed.obs[:4])  # same starts, then other moves
     assert not np.array_equal(strayed.obs, followed.obs)
+    again = watch(Oracle(policy), "pong", 200, envs=4, progress=False, explore=1.0)
+    assert np.array_equal(again.obs, strayed.obs)  # the seed fixes the attacker's moves
+    sticky = watch(Oracle(policy), "pong", 200, envs=4, progress=False, explore=1.0, sticky=0.9)
+    assert not np.array_equal(sticky.obs, strayed.obs)  # the same moves, repeated by the emulator
     with pytest.raises(UserInputError, match="exploration probability"):
         watch(Oracle(policy), "pong", 10, explore=1.5, progress=False)
     with pytest.raises(UserInputError, match="sticky-action probability"):
         watch(Oracle(policy), "pong", 10, sticky=1.0, progress=False)
+
+
+def test_watching_one_step_in_k_spans_more_of_each_game(tiny_atari_agent) -> None:
+    oracle = Oracle(load_torchscript(tiny_atari_agent[len("torch:") :]))
+    data = watch(oracle, "pong", 20, envs=2, progress=False, every=3)
+    assert len(data) == 20 and oracle.queries == 2 * 28  # steps 0, 3, ..., 27 of both games
+    env0 = data.obs[::2]  # each stack starts with the frame that ended the previous one
+    assert all(np.array_equal(later[0], earlier[3]) for earlier, later in pairwise(env0))
 
 
 def test_noise_stability_counts_the_actions_that_one_gray_level_overturns() -> None:
@@ -209,8 +221,6 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
             tiny_atari_agent,
             "--budget",
             "300",
-            "--play",
-            "200",
             "--rounds",
             "1",
             "--holdout",
@@ -226,7 +236,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
         == 0
     )
     meta = json.loads((sub_dir / "substitute.json").read_text())
-    assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [200, 300]
+    assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [150, 300]  # 300 // 2 watched
     assert meta["config"]["explore"] == 0.5 and 0 <= meta["target_noise_stability"] <= 1
     assert (sub_dir / "agreement.png").stat().st_size > 0
     substitute = f"torch:{sub_dir / 'substitute.pt'}"

@@ -4,7 +4,7 @@
 # 1. white-box FGSM against JSMA (grid.yaml): action-change rate and cost per attacked step;
 # 2. two black-box substitutes trained from the victim's actions only (at most 100,000 queries):
 #    Papernot et al.'s recipe (10,000 watched states, two Jacobian augmentation rounds) and ours
-#    (100,000 watched states of games that stray from the victim's own by random moves);
+#    (100,000 watched states of games with sticky actions, which differ from each other);
 # 3. transfer of FGSM from each substitute to the victim, beside the white-box attack;
 # 4. test-time policy induction: targeted FGSM on the substitute towards the adversary's action.
 # Every step is resumable: re-running skips finished cells, the substitute and finished pairs.
@@ -16,10 +16,10 @@ if [ ! -f $out/substitute/substitute.json ]; then
   rlattack substitute --agent pong-dqn --budget 100000 --play 10000 --rounds 2 --explore 0 --sticky 0 \
     --out $out/substitute --no-progress
 fi
-if [ ! -f $out/substitute-explore/substitute.json ]; then
-  rlattack substitute --agent pong-dqn --budget 100000 --out $out/substitute-explore --no-progress
+if [ ! -f $out/substitute-sticky/substitute.json ]; then
+  rlattack substitute --agent pong-dqn --budget 100000 --out $out/substitute-sticky --no-progress
 fi
-subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-explore/substitute.pt)
+subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-sticky/substitute.pt)
 for eps in 0.00392 0.00784 0.01569; do   # 1, 2 and 4 gray levels
   rlattack transfer "${subs[@]}" --source pong-dqn --victim pong-dqn --attack fgsm --eps $eps \
     --episodes 10 --envs 5 --out $out --no-progress
