@@ -8,6 +8,7 @@ Nothing here goes through SB3's `predict()`, which runs under `no_grad`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections.abc import Callable
@@ -200,6 +201,19 @@ def load_torchscript(path: str | Path, device: str = "cpu") -> Policy:
     if out.ndim != 2:
         raise UserInputError(f"{path} returns shape {tuple(out.shape)}, expected (N, actions)")
     return Policy(net, n_actions=out.shape[1], name=f"torch:{path.name}")
+
+
+def weights_digest(policy: Policy) -> str:
+    """A hash of the network's parameters, buffers and input scale.
+
+    A path or a zoo name can hold other weights later (a substitute retrained into the same
+    folder, a victim trained further): results keyed by name check this before they are reused.
+    """
+    h = hashlib.sha256(repr(policy.input_scale).encode())
+    for name, tensor in sorted(policy.net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def resolve_device(name: str) -> str:

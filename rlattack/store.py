@@ -81,6 +81,8 @@ class TransferRecord(BaseModel):
     linf_mean: float | None = None
     setting: dict[str, Any] = {}
     """everything else the result depends on: schedule, surface, attack options, games, seed"""
+    weights: dict[str, str] = {}
+    """`weights_digest` of the source and the target it was measured with"""
 
     @property
     def key(self) -> str:
@@ -183,8 +185,14 @@ class ResultStore:
         write_json(path, record.model_dump())
         return path
 
-    def has_transfer(self, key: str) -> bool:
-        return (self.transfer / f"{key}.json").is_file()
+    def transfer_record(self, key: str) -> TransferRecord | None:
+        path = self.transfer / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            return TransferRecord(**_read_json(path))
+        except ValidationError as e:
+            raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
 
     def table(self) -> pd.DataFrame:
         """One row per finished cell: its parameters, its summary, where and with what code it ran."""

@@ -3,7 +3,8 @@
 A source may be a substitute trained from queries (`rlattack substitute`), another seed of the
 same algorithm, another algorithm, or the target itself (the white-box diagonal). Each pair is
 one `evaluate(target, ..., source=source)` run and one `TransferRecord`, saved as soon as it is
-finished, so an interrupted matrix continues where it stopped.
+finished, so an interrupted matrix continues where it stopped; a pair whose source or target
+now holds other weights (a substitute retrained into the same folder) is played again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
-from rlattack.policies import Policy
+from rlattack.policies import Policy, weights_digest
 from rlattack.runner import evaluate
 from rlattack.schedules import Schedule
 from rlattack.store import ResultStore, TransferRecord, transfer_key
@@ -79,15 +80,27 @@ def transfer_matrix(
         return transfer_key(common | {"source": source, "target": target})
 
     env = make_vector_env(s.game, 1)  # every policy must fit the game before anything is written
+    digests = {}
     try:
         for agent in [*sources, *targets]:
-            load(agent).check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+            policy = load(agent)
+            policy.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+            digests[agent] = weights_digest(policy)
     finally:
         env.close()
     store = ResultStore(out)
+
+    def weights(source: str, target: str) -> dict[str, str]:
+        return {"source": digests[source], "target": digests[target]}
+
+    def finished(source: str, target: str) -> bool:
+        """Saved, and measured on the weights these names hold now (else it is played again)."""
+        record = store.transfer_record(key(source, target))
+        return record is not None and record.weights == weights(source, target)
+
     with store.lock():
         for target in targets:
-            todo = [source for source in sources if not store.has_transfer(key(source, target))]
+            todo = [source for source in sources if not finished(source, target)]
             clean_return = None
             if todo and clean:
                 clean_return = evaluate(
@@ -111,6 +124,7 @@ def transfer_matrix(
                     target=target,
                     **{k: summary[k] for k in MEASURED},
                     clean_return=clean_return,
+                    weights=weights(source, target),
                 )
                 store.save_transfer(record)
                 if announce is not None:

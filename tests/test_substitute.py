@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from itertools import pairwise
 from pathlib import Path
@@ -14,8 +15,9 @@ from torch import nn
 from rlattack.attacks import FGSM
 from rlattack.attacks.targets import FixedAction
 from rlattack.errors import UserInputError
-from rlattack.policies import Policy, load_torchscript
+from rlattack.policies import Policy, load_torchscript, weights_digest
 from rlattack.runner import evaluate
+from rlattack.store import TransferRecord
 from rlattack.substitute import (
     Dataset,
     Oracle,
@@ -27,6 +29,7 @@ from rlattack.substitute import (
     unseen,
     watch,
 )
+from rlattack.transfer import TransferSetting, transfer_matrix
 from tests.test_cli import run
 
 SHAPE = (4, 4, 4)
@@ -288,3 +291,26 @@ def test_agreement_counts_only_held_out_states_that_are_not_training_states() ->
     assert done.held_out == 10 and 0 <= done.agreement <= 1
     (done,) = train_substitute(_substitute(), oracle, seed_set, seed_set, epochs=1, progress=False)
     assert done.held_out == 0 and done.agreement is None and done.agreement_all is not None
+
+
+def test_a_transfer_pair_is_played_again_when_its_source_holds_other_weights(
+    tiny_atari_agent, tmp_path
+) -> None:
+    victim = load_torchscript(tiny_atari_agent[len("torch:") :])
+    retrained = copy.deepcopy(victim)
+    with torch.no_grad():
+        next(retrained.net.parameters()).mul_(-1.0)
+    held = {"sub": victim, "victim": victim}  # what each name loads to, now
+    setting = TransferSetting("pong", "fgsm", "inf", 0.01, None, {}, lambda: FGSM(0.01), lambda: None)
+
+    def matrix() -> TransferRecord:
+        (record,) = transfer_matrix(["sub"], ["victim"], held.get, setting, tmp_path, 1, 1, 0, False, False)
+        return record
+
+    first = matrix()
+    assert first.weights == {"source": weights_digest(victim), "target": weights_digest(victim)}
+    assert matrix() == first  # the same weights: kept, not played again
+    held["sub"] = retrained  # a substitute retrained into the same folder
+    second = matrix()
+    assert second.weights["source"] == weights_digest(retrained) != weights_digest(victim)
+    assert second.key == first.key and second.action_change_rate != first.action_change_rate
