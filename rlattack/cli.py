@@ -327,9 +327,12 @@ def substitute(
 ) -> None:
     """Train a substitute of AGENT from its actions only (imitation + Jacobian augmentation)."""
     from rlattack.report import plot_agreement
+    from rlattack.store import code_version
     from rlattack.substitute import Oracle, Round, Substitute, noise_stability, train_substitute, watch
 
     play = budget // 2 ** max(rounds, 0) if play is None else play  # each round doubles the set
+    if play < 1 and rounds > 0:
+        raise UserInputError(f"a budget of {budget} leaves no state to watch before {rounds} doublings")
     if play < 1 or play > budget:
         raise UserInputError(f"--play must be between 1 and --budget ({budget}), got {play}")
     if round(lam * 255) < 1 or holdout < 1:
@@ -347,8 +350,9 @@ def substitute(
     # The target's own play in other games (env seeds far from the attacker's), one step in 8 so
     # that the set spans whole games; not charged to the attacker.
     referee = Oracle(target)
+    every = 8
     held_out = watch(
-        referee, game, holdout, envs, seed + 1_000_000, progress=progress, sticky=holdout_sticky, every=8
+        referee, game, holdout, envs, seed + 1_000_000, progress=progress, sticky=holdout_sticky, every=every
     )
     stability = noise_stability(referee, held_out, seed=seed)
     print(
@@ -359,7 +363,7 @@ def substitute(
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
     config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
     config |= {"explore": explore, "sticky": sticky, "holdout": holdout, "holdout_sticky": holdout_sticky}
-    config |= {"envs": envs, "seed": seed}
+    config |= {"holdout_every": every, "envs": envs, "seed": seed}
     history: list[dict[str, Any]] = []
 
     def save(sub: Substitute, done: Round) -> None:
@@ -379,7 +383,9 @@ def substitute(
                 "queries": done.queries,
                 "agreement": done.agreement,
                 "target_noise_stability": stability,
+                "finished": done.round == rounds or oracle.remaining == 0,
                 "config": config,
+                "code": code_version(),
                 "rounds": history,
             },
         )

@@ -211,7 +211,7 @@ def weights_digest(policy: Policy) -> str:
     """
     h = hashlib.sha256(repr(policy.input_scale).encode())
     for name, tensor in sorted(policy.net.state_dict().items()):
-        h.update(name.encode())
+        h.update(f"\0{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 

@@ -109,8 +109,9 @@ def watch(
     with that probability, plays one of the other actions at random instead of the target's: the
     states stray from the few games a greedy target replays in a deterministic game, while every
     label is still the target's answer. `sticky` repeats the previous action with that probability
-    in the emulator. `every` records one step in `every` of each game (the target still acts on
-    all of them), so that a held-out set spans whole games rather than their openings.
+    in the emulator. `every` records steps 0, `every`, 2 * `every`, ... of the envs (the target
+    still acts on every step, so that costs about `every` queries per recorded state), so that a
+    held-out set spans whole games rather than their openings.
     """
     if states < 1 or every < 1:
         raise UserInputError(f"need at least one state to watch and every >= 1, got {states} and {every}")

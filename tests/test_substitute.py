@@ -241,6 +241,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     meta = json.loads((sub_dir / "substitute.json").read_text())
     assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [150, 300]  # 300 // 2 watched
     assert meta["config"]["explore"] == 0.5 and 0 <= meta["target_noise_stability"] <= 1
+    assert meta["finished"] and meta["config"]["holdout_every"] == 8
     assert (sub_dir / "agreement.png").stat().st_size > 0
     substitute = f"torch:{sub_dir / 'substitute.pt'}"
     matrix = ["--source", substitute, "--source", tiny_atari_agent, "--victim", tiny_atari_agent]
@@ -265,6 +266,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
         (["substitute", "--agent", "{agent}", "--budget", "100", "--play", "200"], "--play must be"),
         (["substitute", "--agent", "{agent}", "--arch", "resnet"], "unknown substitute architecture"),
         (["substitute", "--agent", "{agent}", "--holdout-sticky", "1"], "need --explore in [0, 1]"),
+        (["substitute", "--agent", "{agent}", "--budget", "3", "--rounds", "2"], "leaves no state to watch"),
         (["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "-1"], "eps must be"),
         (
             ["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "0.1", "--attack", "none"],
@@ -309,7 +311,9 @@ def test_a_transfer_pair_is_played_again_when_its_source_holds_other_weights(
 
     first = matrix()
     assert first.weights == {"source": weights_digest(victim), "target": weights_digest(victim)}
-    assert matrix() == first  # the same weights: kept, not played again
+    (saved,) = (tmp_path / "transfer").glob("*.json")
+    stamp = saved.stat().st_mtime_ns
+    assert matrix() == first and saved.stat().st_mtime_ns == stamp  # the same weights: not played again
     held["sub"] = retrained  # a substitute retrained into the same folder
     second = matrix()
     assert second.weights["source"] == weights_digest(retrained) != weights_digest(victim)

@@ -7,7 +7,8 @@
 # results/substitute-sticky (run.sh). Only substitute.json is committed (the .pt are 2.8 MB each).
 set -euo pipefail
 out=experiments/behzadan2017/results/ablation
-run() { [ -f $out/$1/substitute.json ] || rlattack substitute --agent pong-dqn --budget 100000 "${@:2}" --out $out/$1 --no-progress; }
+# a finished json without its .pt (a fresh clone) is run again
+run() { [ -f $out/$1/substitute.pt ] && grep -q '"finished": true' $out/$1/substitute.json || rlattack substitute --agent pong-dqn --budget 100000 "${@:2}" --out $out/$1 --no-progress; }
 run own --explore 0 --sticky 0
 run explore --explore 0.25 --sticky 0
 run sticky50 --explore 0 --sticky 0.5

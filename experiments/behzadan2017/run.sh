@@ -7,16 +7,17 @@
 #    (100,000 watched states of games with sticky actions, which differ from each other);
 # 3. transfer of FGSM from each substitute to the victim, beside the white-box attack;
 # 4. test-time policy induction: targeted FGSM on the substitute towards the adversary's action.
-# Every step is resumable: re-running skips finished cells, the substitute and finished pairs.
+# Every step is resumable: re-running skips finished cells, finished substitutes and finished pairs.
 set -euo pipefail
 here=experiments/behzadan2017
 out=$here/results
 rlattack run $here/grid.yaml --out $out --no-progress
-if [ ! -f $out/substitute/substitute.json ]; then
+finished() { grep -q '"finished": true' "$1/substitute.json" 2>/dev/null; }  # every round saved
+if ! finished $out/substitute; then
   rlattack substitute --agent pong-dqn --budget 100000 --play 10000 --rounds 2 --explore 0 --sticky 0 \
     --out $out/substitute --no-progress
 fi
-if [ ! -f $out/substitute-sticky/substitute.json ]; then
+if ! finished $out/substitute-sticky; then
   rlattack substitute --agent pong-dqn --budget 100000 --out $out/substitute-sticky --no-progress
 fi
 subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-sticky/substitute.pt)
