@@ -172,13 +172,7 @@ class ResultStore:
         return [_read_json(path) for path in _json_files(self.cells)]
 
     def transfer_records(self) -> list[TransferRecord]:
-        found = []
-        for path in _json_files(self.transfer):
-            try:
-                found.append(TransferRecord(**_read_json(path)))
-            except ValidationError as e:
-                raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
-        return found
+        return [_read_transfer(path) for path in _json_files(self.transfer)]
 
     def save_transfer(self, record: TransferRecord) -> Path:
         path = self.transfer / f"{record.key}.json"
@@ -187,12 +181,7 @@ class ResultStore:
 
     def transfer_record(self, key: str) -> TransferRecord | None:
         path = self.transfer / f"{key}.json"
-        if not path.is_file():
-            return None
-        try:
-            return TransferRecord(**_read_json(path))
-        except ValidationError as e:
-            raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
+        return _read_transfer(path) if path.is_file() else None
 
     def table(self) -> pd.DataFrame:
         """One row per finished cell: its parameters, its summary, where and with what code it ran."""
@@ -240,6 +229,13 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserInputError(f"unreadable result file {path} ({e}); delete it to recompute it") from None
+
+
+def _read_transfer(path: Path) -> TransferRecord:
+    try:
+        return TransferRecord(**_read_json(path))
+    except ValidationError as e:
+        raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
 
 
 def safe_name(name: str) -> str:
