@@ -240,8 +240,9 @@ def run(
     summaries = {r["id"]: r["summary"] for r in done.store.records()}
     rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
     print_table(summary_table(rows, title=f"{config.name}: {len(rows)} cells"))
+    again = f" ({done.replayed} again: their agent now holds other weights)" if done.replayed else ""
     print(
-        f"{done.computed} cells computed, {done.skipped} already there; "
+        f"{done.computed} cells computed{again}, {done.skipped} already there; "
         f"results in {out / 'summary.csv'} and {out / 'summary.parquet'}"
     )
 

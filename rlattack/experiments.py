@@ -3,9 +3,10 @@
 A grid is games x agents x attacks x norms x eps x seeds x schedules; each cell is one batched
 `evaluate(...)` call (K envs, one attack call per step), seeded by the cell's seed exactly as
 `rlattack eval --seed S` is, so a cell repeats `eval` with the same options. Cells are named
-by a hash of their parameters: re-running a grid skips every cell whose record exists, on any
-backend (`local`: one cell after another in this process; `ray`: cells as Ray tasks, records
-still written here by this process only).
+by a hash of their parameters: re-running a grid skips every cell whose record exists and was
+measured on the weights its agent holds now (`weights_digest`), on any backend (`local`: one
+cell after another in this process; `ray`: cells as Ray tasks, records still written here by
+this process only).
 
 The clean baseline (`attack: none`) does not depend on norm, eps or schedule: it is one cell per
 game, agent and seed, with `norm: null`, `eps: 0`, `schedule: every`.
@@ -34,7 +35,7 @@ from rlattack.attacks import Attack, build_attack
 from rlattack.envs import make_vector_env, rom_id
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
-from rlattack.policies import Policy, load_policy, resolve_device
+from rlattack.policies import Policy, load_policy, resolve_device, weights_digest
 from rlattack.runner import evaluate
 from rlattack.schedules import parse_schedule
 from rlattack.store import ResultStore, code_version, now
@@ -282,6 +283,7 @@ def run_cell(cell: Cell, device: str, threads: int) -> dict[str, Any]:
         "id": cell.id,
         "cell": cell.model_dump(mode="json"),
         **result.to_dict(),
+        "weights": weights_digest(policy),
         "device": str(policy.device),
         "threads": threads,
         "code": code_version(),
@@ -297,6 +299,8 @@ class GridRun:
     cells: list[Cell]
     skipped: int
     computed: int
+    replayed: int = 0
+    """cells computed again: their record was measured on weights the agent no longer holds"""
 
 
 Backend = Literal["local", "ray"]
@@ -323,9 +327,12 @@ def run_grid(
     with store.lock():
         _record_run(store, grid, config, backend, device, extend)
         store.write_summary()  # reads every record: a damaged one stops the run before it starts
+        # A name can hold other weights later (a victim trained further): its cells play again.
+        digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
         done = store.finished()
-        pending = [c for c in cells if c.id not in done]
-        run = GridRun(store, cells, skipped=len(cells) - len(pending), computed=0)
+        pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
+        replayed = sum(c.id in done for c in pending)
+        run = GridRun(store, cells, skipped=len(cells) - len(pending), computed=0, replayed=replayed)
         bar = tqdm(total=len(cells), initial=run.skipped, unit="cell", disable=not progress)
 
         def finished(record: dict[str, Any]) -> None:

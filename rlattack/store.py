@@ -11,8 +11,9 @@ Layout of `DIR`:
                          (written by `rlattack transfer`, which may use a directory of its own)
 
 A record only appears once its cell has finished, so an interrupted run loses at most the cells
-in flight; the next run skips every id in `cells/`. One process at a time may write to `DIR`
-(an advisory lock), so two runs of the same grid cannot compute a cell twice.
+in flight; the next run skips every id in `cells/` whose record was measured on the weights its
+agent holds now. One process at a time may write to `DIR` (an advisory lock), so two runs of the
+same grid cannot compute a cell twice.
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ class ResultStore:
                 stale.unlink()
             yield
 
-    def finished(self) -> set[str]:
-        return {path.stem for path in _json_files(self.cells)}
+    def finished(self) -> dict[str, str | None]:
+        """Finished cell ids, each with the `weights_digest` it was measured with (None: unrecorded)."""
+        return {path.stem: _read_json(path).get("weights") for path in _json_files(self.cells)}
 
     def save(self, record: dict[str, Any]) -> None:
         write_json(self.cells / f"{record['id']}.json", record)

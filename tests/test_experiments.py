@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from rlattack import experiments
 from rlattack.cli import main
 from rlattack.errors import UserInputError
 from rlattack.experiments import GridConfig, expand, load_grid, run_grid
+from rlattack.policies import load_torchscript, weights_digest
 from rlattack.store import ResultStore
 
 TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
@@ -228,3 +230,27 @@ def test_a_directory_has_one_writer_and_refuses_damaged_records(tmp_path, tiny_a
     record.write_text(record.read_text()[:50])
     with pytest.raises(UserInputError, match="unreadable result file"):
         run_grid(config, out, progress=False)
+
+
+def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tiny_atari_agent) -> None:
+    path = tmp_path / "agent.pt"
+    path.write_bytes(Path(tiny_atari_agent[len("torch:") :]).read_bytes())
+    config = write_config(tmp_path / "grid.yaml", f"torch:{path}", attacks=["fgsm"], eps=[0.01], envs=1)
+    out = tmp_path / "out"
+    first = run_grid(config, out, progress=False)
+    (record,) = finished_records(out)
+    stamp, measured = record.stat().st_mtime_ns, results(out)
+    before = json.loads(record.read_text())["weights"]
+    assert before == weights_digest(load_torchscript(str(path)))
+    again = run_grid(config, out, progress=False)
+    assert (again.computed, again.skipped, again.replayed) == (0, 1, 0) and first.replayed == 0
+    assert record.stat().st_mtime_ns == stamp  # the same weights: kept as it is
+    net = torch.jit.load(str(path))
+    with torch.no_grad():
+        next(net.parameters()).mul_(-1.0)  # the agent trained further, saved under the same name
+    net.save(str(path))
+    experiments._policy.cache_clear()
+    trained = run_grid(config, out, progress=False)
+    assert (trained.computed, trained.skipped, trained.replayed) == (1, 0, 1)
+    assert results(out).keys() == measured.keys() and results(out) != measured
+    assert json.loads(record.read_text())["weights"] == weights_digest(load_torchscript(str(path))) != before
