@@ -100,14 +100,17 @@ def zoo() -> None:
     from agents.zoo import victims
 
     table = Table(title="rlattack zoo")
-    for column in ("name", "game", "algorithm", "training frames", "clean score", "note"):
+    for column in ("name", "game", "algorithm", "training", "clean score", "bar", "note"):
         table.add_column(column)
     for v in victims():
         s = v.clean_score
         shown = "not measured"
         if s:
             shown = f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
-        table.add_row(v.name, v.game, v.algorithm, f"{v.frames:,}", shown, v.meta.get("note", ""))
+        hours = v.meta.get("wall_seconds", 0) / 3600
+        training = f"{v.frames / 1e6:.1f}M frames, {hours:.1f} h"
+        bar = "" if v.bar is None else f"{v.bar:g}: {'met' if v.meets_bar else '[bold red]below[/]'}"
+        table.add_row(v.name, v.game, v.algorithm, training, shown, bar, v.meta.get("note", ""))
     print_table(table)
 
 

@@ -25,6 +25,10 @@ from rlattack.policies import Policy, from_sb3_policy, sb3_class
 
 ZOO = Path(__file__).parent
 
+BARS = {"pong": 18.0, "space_invaders": 500.0, "seaquest": 500.0, "chopper_command": 1500.0}
+"""The clean score a victim of each game is trained for (random play: -20.7, 148, 68 and 811).
+A victim below its bar is shipped only with a note saying why (compute ran out, say)."""
+
 
 @dataclass(frozen=True)
 class Victim:
@@ -41,6 +45,17 @@ class Victim:
     @property
     def path(self) -> Path:
         return ZOO / self.name
+
+    @property
+    def bar(self) -> float | None:
+        return BARS.get(self.game)
+
+    @property
+    def meets_bar(self) -> bool | None:
+        """Whether the measured clean score reaches the game's bar (None: no score or no bar)."""
+        if self.clean_score is None or self.bar is None:
+            return None
+        return self.clean_score["return_mean"] >= self.bar
 
 
 def victims() -> list[Victim]:
