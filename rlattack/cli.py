@@ -312,6 +312,9 @@ def substitute(
     arch: Annotated[
         str, typer.Option(help="mnih2013 (default, unlike the victims' nature), nature or mlp")
     ] = ("mnih2013"),
+    members: Annotated[
+        int, typer.Option(help="networks trained side by side from other initialisations, answering as one")
+    ] = 1,
     epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 4,
     batch_size: Annotated[int, typer.Option(help="training minibatch")] = 128,
     lr: Annotated[float, typer.Option(help="Adam step size")] = 1e-3,
@@ -344,12 +347,14 @@ def substitute(
             f"need --lam of at least one gray level (lam * 255 rounds to >= 1) and --holdout >= 1 "
             f"(got {lam}, {holdout})"
         )
-    if rounds < 0 or tau < 1 or epochs < 1 or batch_size < 1 or not lr > 0:
-        raise UserInputError("need --rounds >= 0, --tau >= 1, --epochs >= 1, --batch-size >= 1 and --lr > 0")
+    if rounds < 0 or tau < 1 or epochs < 1 or batch_size < 1 or not lr > 0 or members < 1:
+        raise UserInputError(
+            "need --rounds >= 0, --tau >= 1, --epochs >= 1, --batch-size >= 1, --lr > 0 and --members >= 1"
+        )
     if not (0 <= explore <= 1 and 0 <= sticky < 1 and 0 <= holdout_sticky < 1):
         raise UserInputError("need --explore in [0, 1] and --sticky and --holdout-sticky in [0, 1)")
     target, game = _policy_and_game(agent, game, device)
-    sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed)
+    sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed, members)
     oracle = Oracle(target, budget)
     # The target's own play in other games (env seeds far from the attacker's), one step in 8 so
     # that the set spans whole games; not charged to the attacker.
@@ -365,7 +370,8 @@ def substitute(
     )
     seed_set = watch(oracle, game, play, envs, seed, progress=progress, explore=explore, sticky=sticky)
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
-    config |= {"tau": tau, "arch": arch, "epochs": epochs, "batch_size": batch_size, "lr": lr}
+    config |= {"tau": tau, "arch": arch, "members": members, "epochs": epochs, "batch_size": batch_size}
+    config |= {"lr": lr, "lr_schedule": "cosine"}
     config |= {"explore": explore, "sticky": sticky, "holdout": holdout, "holdout_sticky": holdout_sticky}
     config |= {"holdout_every": every, "envs": envs, "seed": seed}
     history: list[dict[str, Any]] = []

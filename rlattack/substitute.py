@@ -200,8 +200,27 @@ def build_network(arch: str, obs_shape: tuple[int, ...], n_actions: int, seed: i
     return nn.Sequential(*features, nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, n_actions))
 
 
+class Ensemble(nn.Module):
+    """Substitutes trained side by side from different initialisations, answering as one: the
+    mean of the members' log-probabilities. Their errors differ, so the ensemble agrees with the
+    target more often than its members do (README: the ablation on Pong), and an attack crafted
+    on it has to fool all of them (Liu et al. 2017).
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([F.log_softmax(member(x), dim=1) for member in self.members]).mean(0)
+
+
 class Substitute:
-    """A classifier of the target's actions, trained on what the oracle answered."""
+    """A classifier of the target's actions, trained on what the oracle answered.
+
+    With `members` > 1 it is an `Ensemble` of that many networks of `arch`, each with its own
+    initialisation, all trained on the same batches.
+    """
 
     def __init__(
         self,
@@ -211,11 +230,15 @@ class Substitute:
         lr: float = 1e-3,
         device: str = "cpu",
         seed: int = 0,
+        members: int = 1,
     ) -> None:
+        if members < 1:
+            raise UserInputError(f"a substitute needs at least one member network, got {members}")
         self.obs_shape = tuple(obs_shape)
         self.n_actions = n_actions
         self.device = device
-        self.net = build_network(arch, self.obs_shape, n_actions, seed).to(device)
+        self.members = [build_network(arch, self.obs_shape, n_actions, seed + k) for k in range(members)]
+        self.net = (self.members[0] if members == 1 else Ensemble(self.members)).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.generator = np.random.default_rng(seed)
 
@@ -224,29 +247,37 @@ class Substitute:
         """Centre inputs on the mean frame of (a sample of) `obs` and scale by their spread."""
         picked = obs[np.sort(self.generator.choice(len(obs), min(samples, len(obs)), replace=False))]
         x = self._batch(picked)
-        standardize = self.net[0]
-        standardize.mean.copy_(x.mean(0))
-        standardize.scale.copy_((x - x.mean(0)).std().clamp_min(1.0))
+        for member in self.members:
+            standardize = member[0]
+            standardize.mean.copy_(x.mean(0))
+            standardize.scale.copy_((x - x.mean(0)).std().clamp_min(1.0))
 
     def _batch(self, obs: np.ndarray) -> Tensor:
         return torch.as_tensor(obs, device=self.device).float()
 
     def fit(self, data: Dataset, epochs: int, batch_size: int = 128, progress: bool = True) -> float:
-        """Train on `data` for `epochs` passes (continuing from the current weights); mean last-epoch loss."""
+        """Train on `data` for `epochs` passes, continuing from the current weights, with the step
+        size decaying from `lr` to 0 along a cosine over those passes (README: the ablation on
+        Pong). Returns the mean last-epoch loss per member."""
         self.net.train()
         batches = math.ceil(len(data) / batch_size)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / (epochs * batches)))
+        )
         bar = tqdm(total=epochs * batches, unit="batch", desc="training", disable=not progress, leave=False)
         for _ in range(epochs):
             order = self.generator.permutation(len(data))
             total = 0.0
             for i in range(0, len(data), batch_size):
                 idx = np.sort(order[i : i + batch_size])  # sorted: faster gathers from the big array
+                x = self._batch(data.obs[idx])
                 labels = torch.as_tensor(data.actions[idx], device=self.device)
-                loss = F.cross_entropy(self.net(self._batch(data.obs[idx])), labels)
+                loss = sum(F.cross_entropy(member(x), labels) for member in self.members)
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
-                total += loss.item() * len(idx)
+                schedule.step()
+                total += loss.item() * len(idx) / len(self.members)
                 bar.update(1)
         bar.close()
         self.net.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from itertools import pairwise
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rlattack.runner import evaluate
 from rlattack.store import TransferRecord
 from rlattack.substitute import (
     Dataset,
+    Ensemble,
     Oracle,
     QueryBudgetExceeded,
     Substitute,
@@ -183,6 +185,39 @@ def test_a_saved_substitute_is_a_torchscript_agent(tmp_path) -> None:
     loaded = load_torchscript(tmp_path / "sub.pt")
     assert np.array_equal(loaded.act(obs), sub.predict(obs))
     assert np.array_equal(sub.policy().act(obs), sub.predict(obs))
+
+
+def test_an_ensemble_answers_with_its_members_mean_log_probabilities_and_saves_as_one(tmp_path) -> None:
+    oracle = Oracle(linear_policy())
+    data = Dataset(obs := frames(300), oracle(obs))
+    sub = Substitute("mlp", SHAPE, 3, seed=4, members=3)
+    assert isinstance(sub.net, Ensemble) and len(sub.members) == 3
+    firsts = [next(m.parameters()).detach().clone() for m in sub.members]
+    sub.fit_statistics(data.obs)
+    sub.fit(data, epochs=2, progress=False)
+    x = torch.as_tensor(data.obs).float()
+    with torch.no_grad():
+        mean = torch.stack([torch.log_softmax(m(x), 1) for m in sub.members]).mean(0)
+        assert torch.allclose(sub.net(x), mean)
+    assert not torch.equal(firsts[0], firsts[1])  # each member starts elsewhere
+    assert all(not torch.equal(next(m.parameters()), f) for m, f in zip(sub.members, firsts, strict=True))
+    sub.save(str(tmp_path / "ensemble.pt"))
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(tmp_path / "ensemble.pt"))(x), mean)
+    with pytest.raises(UserInputError, match="at least one member"):
+        Substitute("mlp", SHAPE, 3, members=0)
+
+
+def test_the_step_size_decays_to_zero_over_each_fit_and_starts_again_at_lr() -> None:
+    sub = _substitute()
+    data = Dataset(obs := frames(100), Oracle(linear_policy())(obs))
+    seen = []
+    sub.optimizer.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    sub.fit(data, epochs=2, batch_size=25, progress=False)  # 8 steps
+    sub.fit(data, epochs=1, batch_size=50, progress=False)  # 2 steps
+    cosine = [0.5e-3 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
+    assert seen == pytest.approx([*cosine, 1e-3, 0.5e-3])
+    assert sub.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
 
 
 def test_unknown_architecture_is_a_clear_error() -> None:
