@@ -100,17 +100,18 @@ def zoo() -> None:
     from agents.zoo import victims
 
     table = Table(title="rlattack zoo")
-    for column in ("name", "game", "algorithm", "training", "clean score", "bar", "note"):
+    for column in ("name", "game", "algorithm", "training frames", "wall time", "clean score", "bar", "note"):
         table.add_column(column)
     for v in victims():
         s = v.clean_score
         shown = "not measured"
         if s:
             shown = f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
-        hours = v.meta.get("wall_seconds", 0) / 3600
-        training = f"{v.frames / 1e6:.1f}M frames, {hours:.1f} h"
-        bar = "" if v.bar is None else f"{v.bar:g}: {'met' if v.meets_bar else '[bold red]below[/]'}"
-        table.add_row(v.name, v.game, v.algorithm, training, shown, bar, v.meta.get("note", ""))
+        seconds = v.meta.get("wall_seconds")
+        wall = "?" if seconds is None else f"{seconds / 3600:.1f} h"
+        met = {True: "met", False: "[bold red]below[/]", None: "?"}[v.meets_bar]
+        bar = "" if v.bar is None else f"{v.bar:g}: {met}"
+        table.add_row(v.name, v.game, v.algorithm, f"{v.frames:,}", wall, shown, bar, v.meta.get("note", ""))
     print_table(table)
 
 
@@ -243,7 +244,11 @@ def run(
     summaries = {r["id"]: r["summary"] for r in done.store.records()}
     rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
     print_table(summary_table(rows, title=f"{config.name}: {len(rows)} cells"))
-    again = f" ({done.replayed} again: their agent now holds other weights)" if done.replayed else ""
+    again = ""
+    if done.replayed:
+        again = (
+            f" ({done.replayed} again: measured on other weights than the agent's now, or unrecorded ones)"
+        )
     print(
         f"{done.computed} cells computed{again}, {done.skipped} already there; "
         f"results in {out / 'summary.csv'} and {out / 'summary.parquet'}"
@@ -317,7 +322,10 @@ def substitute(
     ] = 1,
     epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 4,
     batch_size: Annotated[int, typer.Option(help="training minibatch")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam step size")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam step size (the start of the cosine schedule)")] = 1e-3,
+    lr_schedule: Annotated[
+        str, typer.Option(help="cosine (from --lr to 0 over each round's epochs) or constant")
+    ] = "cosine",
     explore: Annotated[
         float, typer.Option(help="chance of a random move instead of the target's while watching")
     ] = 0.0,
@@ -354,7 +362,9 @@ def substitute(
     if not (0 <= explore <= 1 and 0 <= sticky < 1 and 0 <= holdout_sticky < 1):
         raise UserInputError("need --explore in [0, 1] and --sticky and --holdout-sticky in [0, 1)")
     target, game = _policy_and_game(agent, game, device)
-    sub = Substitute(arch, target.obs_shape, target.n_actions, lr, str(target.device), seed, members)
+    sub = Substitute(
+        arch, target.obs_shape, target.n_actions, lr, str(target.device), seed, members, lr_schedule
+    )
     oracle = Oracle(target, budget)
     # The target's own play in other games (env seeds far from the attacker's), one step in 8 so
     # that the set spans whole games; not charged to the attacker.
@@ -371,7 +381,7 @@ def substitute(
     seed_set = watch(oracle, game, play, envs, seed, progress=progress, explore=explore, sticky=sticky)
     config = {"agent": agent, "game": game, "budget": budget, "play": play, "rounds": rounds, "lam": lam}
     config |= {"tau": tau, "arch": arch, "members": members, "epochs": epochs, "batch_size": batch_size}
-    config |= {"lr": lr, "lr_schedule": "cosine"}
+    config |= {"lr": lr, "lr_schedule": lr_schedule}
     config |= {"explore": explore, "sticky": sticky, "holdout": holdout, "holdout_sticky": holdout_sticky}
     config |= {"holdout_every": every, "envs": envs, "seed": seed}
     history: list[dict[str, Any]] = []

@@ -270,10 +270,21 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_cell(cell: Cell, device: str, threads: int) -> dict[str, Any]:
-    """Evaluate one cell and return its record (no files: the driver stores it)."""
+def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) -> dict[str, Any]:
+    """Evaluate one cell and return its record (no files: the driver stores it).
+
+    `weights` is the digest the driver found for the agent: a copy cached before the agent's file
+    changed is loaded again, and a worker that finds other weights under the name refuses.
+    """
     with torch_threads(threads):
         policy = _policy(cell.agent, resolve_device(device))
+        if weights is not None and weights_digest(policy) != weights:
+            _policy.cache_clear()
+            policy = _policy(cell.agent, resolve_device(device))
+            if weights_digest(policy) != weights:
+                raise UserInputError(
+                    f"agent {cell.agent} holds other weights on this worker than where the grid started"
+                )
         attack = build_cell_attack(cell)
         schedule = parse_schedule(cell.schedule, cell.seed)
         result = evaluate(
@@ -328,6 +339,7 @@ def run_grid(
         _record_run(store, grid, config, backend, device, extend)
         store.write_summary()  # reads every record: a damaged one stops the run before it starts
         # A name can hold other weights later (a victim trained further): its cells play again.
+        _policy.cache_clear()  # copies loaded before the files changed
         digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
         done = store.finished()
         pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
@@ -344,10 +356,10 @@ def run_grid(
 
         try:
             if backend == "ray":
-                _run_ray(pending, device, grid.threads, ray_address, finished)
+                _run_ray(pending, device, grid.threads, digests, ray_address, finished)
             else:
                 for cell in pending:
-                    finished(run_cell(cell, device, grid.threads))
+                    finished(run_cell(cell, device, grid.threads, digests[cell.agent]))
         finally:
             bar.close()
             store.write_summary()
@@ -381,6 +393,7 @@ def _run_ray(
     cells: list[Cell],
     device: str,
     threads: int,
+    digests: dict[str, str],
     address: str | None,
     finished: Callable[[dict[str, Any]], None],
 ) -> None:
@@ -395,7 +408,7 @@ def _run_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     gpus = 1 if device == "cuda" else 0
     task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(run_cell)
-    pending = {task.remote(cell, device, threads): cell for cell in cells}
+    pending = {task.remote(cell, device, threads, digests[cell.agent]): cell for cell in cells}
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

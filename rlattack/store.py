@@ -5,6 +5,7 @@ Layout of `DIR`:
     config.yaml|.toml    the grid config as the user wrote it (last run)
     run.json             the validated grid, the code version, and one entry per invocation
     cells/<id>.json      one record per finished cell, written atomically (temp file + rename)
+    cells/superseded/    records replaced because their agent now holds other weights
     summary.csv          one row per record, rebuilt from `cells/` after every finished cell
     summary.parquet      the same table, typed
     transfer/*.json      transfer results (`TransferRecord`), one file per source/target pair
@@ -168,7 +169,14 @@ class ResultStore:
         return {path.stem: _read_json(path).get("weights") for path in _json_files(self.cells)}
 
     def save(self, record: dict[str, Any]) -> None:
-        write_json(self.cells / f"{record['id']}.json", record)
+        """Store a finished cell; a record it replaces (measured on weights the agent no longer
+        holds) moves to `cells/superseded/ID-DIGEST.json`, so nothing finished is lost."""
+        path = self.cells / f"{record['id']}.json"
+        if path.is_file():
+            old = _read_json(path).get("weights") or "unknown"
+            (self.cells / "superseded").mkdir(exist_ok=True)
+            path.rename(self.cells / "superseded" / f"{record['id']}-{old}.json")
+        write_json(path, record)
 
     def records(self) -> list[dict[str, Any]]:
         return [_read_json(path) for path in _json_files(self.cells)]
@@ -197,6 +205,7 @@ class ResultStore:
                     "id": r["id"],
                     **cell,
                     **r["summary"],
+                    "weights": r.get("weights"),
                     "device": r.get("device"),
                     "commit": code.get("commit"),
                     "finished_at": r.get("finished_at"),

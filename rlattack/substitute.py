@@ -231,9 +231,13 @@ class Substitute:
         device: str = "cpu",
         seed: int = 0,
         members: int = 1,
+        lr_schedule: str = "cosine",
     ) -> None:
         if members < 1:
             raise UserInputError(f"a substitute needs at least one member network, got {members}")
+        if lr_schedule not in ("cosine", "constant"):
+            raise UserInputError(f"the step-size schedule is cosine or constant, got {lr_schedule!r}")
+        self.lr_schedule = lr_schedule
         self.obs_shape = tuple(obs_shape)
         self.n_actions = n_actions
         self.device = device
@@ -256,13 +260,15 @@ class Substitute:
         return torch.as_tensor(obs, device=self.device).float()
 
     def fit(self, data: Dataset, epochs: int, batch_size: int = 128, progress: bool = True) -> float:
-        """Train on `data` for `epochs` passes, continuing from the current weights, with the step
-        size decaying from `lr` to 0 along a cosine over those passes (README: the ablation on
-        Pong). Returns the mean last-epoch loss per member."""
+        """Train on `data` for `epochs` passes, continuing from the current weights. The `cosine`
+        schedule takes the step size from `lr` to 0 over those passes (README: the ablation on
+        Pong), `constant` keeps it. Returns the mean last-epoch loss per member."""
         self.net.train()
         batches = math.ceil(len(data) / batch_size)
+        cosine = self.lr_schedule == "cosine"
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / (epochs * batches)))
+            self.optimizer,
+            lambda k: 0.5 * (1 + math.cos(math.pi * k / (epochs * batches))) if cosine else 1.0,
         )
         bar = tqdm(total=epochs * batches, unit="batch", desc="training", disable=not progress, leave=False)
         for _ in range(epochs):

@@ -239,8 +239,8 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     out = tmp_path / "out"
     first = run_grid(config, out, progress=False)
     (record,) = finished_records(out)
-    stamp, measured = record.stat().st_mtime_ns, results(out)
-    before = json.loads(record.read_text())["weights"]
+    stamp, measured, text = record.stat().st_mtime_ns, results(out), record.read_text()
+    before = json.loads(text)["weights"]
     assert before == weights_digest(load_torchscript(str(path)))
     again = run_grid(config, out, progress=False)
     assert (again.computed, again.skipped, again.replayed) == (0, 1, 0) and first.replayed == 0
@@ -254,3 +254,5 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     assert (trained.computed, trained.skipped, trained.replayed) == (1, 0, 1)
     assert results(out).keys() == measured.keys() and results(out) != measured
     assert json.loads(record.read_text())["weights"] == weights_digest(load_torchscript(str(path))) != before
+    assert (out / "cells" / "superseded" / f"{record.stem}-{before}.json").read_text() == text  # not lost
+    assert list(pd.read_csv(out / "summary.csv").weights) == [json.loads(record.read_text())["weights"]]

