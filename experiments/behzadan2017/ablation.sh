@@ -3,7 +3,8 @@
 #   bash experiments/behzadan2017/ablation.sh
 # own: the victim's own play only; explore: a random other move instead of the victim's on 25%
 # of steps; sticky50: sticky actions at 0.5; sticky-s1: the default (sticky actions at 0.25) with
-# other seeds for the attacker and for the held-out games. The default itself, at seed 0, is
+# other seeds for the attacker and for the held-out games; epochs8: the default network trained
+# for 8 epochs, as each member of the ensemble of run.sh is. The default itself, at seed 0, is
 # results/substitute-sticky (run.sh). Only substitute.json is committed (the .pt are 2.8 MB each).
 set -euo pipefail
 out=experiments/behzadan2017/results/ablation
@@ -13,3 +14,4 @@ run own --explore 0 --sticky 0
 run explore --explore 0.25 --sticky 0
 run sticky50 --explore 0 --sticky 0.5
 run sticky-s1 --explore 0 --sticky 0.25 --seed 1
+run epochs8 --epochs 8

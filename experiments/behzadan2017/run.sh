@@ -4,7 +4,8 @@
 # 1. white-box FGSM against JSMA (grid.yaml): action-change rate and cost per attacked step;
 # 2. two black-box substitutes trained from the victim's actions only (at most 100,000 queries):
 #    Papernot et al.'s recipe (10,000 watched states, two Jacobian augmentation rounds) and ours
-#    (100,000 watched states of games with sticky actions, which differ from each other);
+#    (100,000 watched states of games with sticky actions, which differ from each other), as one
+#    network and as an ensemble of three trained for 8 epochs;
 # 3. transfer of FGSM from each substitute to the victim, beside the white-box attack;
 # 4. test-time policy induction: targeted FGSM on the substitute towards the adversary's action.
 # Every step is resumable: re-running skips finished cells, finished substitutes and finished pairs.
@@ -20,7 +21,12 @@ fi
 if ! finished $out/substitute-sticky; then
   rlattack substitute --agent pong-dqn --budget 100000 --out $out/substitute-sticky --no-progress
 fi
-subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-sticky/substitute.pt)
+if ! finished $out/substitute-ensemble; then
+  rlattack substitute --agent pong-dqn --budget 100000 --members 3 --epochs 8 \
+    --out $out/substitute-ensemble --no-progress
+fi
+subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-sticky/substitute.pt
+  --source torch:$out/substitute-ensemble/substitute.pt)
 for eps in 0.00392 0.00784 0.01569; do   # 1, 2 and 4 gray levels
   rlattack transfer "${subs[@]}" --source pong-dqn --victim pong-dqn --attack fgsm --eps $eps \
     --episodes 10 --envs 5 --out $out --no-progress
