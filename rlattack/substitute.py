@@ -218,8 +218,9 @@ class Ensemble(nn.Module):
 class Substitute:
     """A classifier of the target's actions, trained on what the oracle answered.
 
-    With `members` > 1 it is an `Ensemble` of that many networks of `arch`, each with its own
-    initialisation, all trained on the same batches.
+    With `members` > 1 it is an `Ensemble` of that many networks of `arch`, initialised with the
+    seeds `seed`, `seed + 1`, ... (so substitutes of neighbouring seeds share members' starting
+    points), all trained on the same batches.
     """
 
     def __init__(
@@ -304,7 +305,9 @@ class Substitute:
         return float((self.predict(data.obs) == data.actions).mean())
 
     def label_gradient_sign(self, obs: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """sign(d F_y(x) / dx): the substitute's logit of the target's label, per input feature."""
+        """sign(d F_y(x) / dx) per input feature, F_y the substitute's output for the target's
+        label: a logit, or for an ensemble the mean log-probability (a logit minus a log-sum-exp
+        shared by all labels, averaged over members)."""
         signs = []
         for i in range(0, len(obs), batch_size):
             x = self._batch(obs[i : i + batch_size]).requires_grad_(True)
