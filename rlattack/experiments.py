@@ -278,10 +278,12 @@ def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) 
     """
     with torch_threads(threads):
         policy = _policy(cell.agent, resolve_device(device))
-        if weights is not None and weights_digest(policy) != weights:
+        digest = weights_digest(policy)
+        if weights is not None and digest != weights:
             _policy.cache_clear()
             policy = _policy(cell.agent, resolve_device(device))
-            if weights_digest(policy) != weights:
+            digest = weights_digest(policy)
+            if digest != weights:
                 raise UserInputError(
                     f"agent {cell.agent} holds other weights on this worker than where the grid started"
                 )
@@ -294,7 +296,7 @@ def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) 
         "id": cell.id,
         "cell": cell.model_dump(mode="json"),
         **result.to_dict(),
-        "weights": weights_digest(policy),
+        "weights": digest,
         "device": str(policy.device),
         "threads": threads,
         "code": code_version(),
@@ -331,6 +333,7 @@ def run_grid(
         raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
     grid = load_grid(config)
     cells = expand(grid)
+    _policy.cache_clear()  # copies loaded before an agent's file changed; the check loads them afresh
     check_cells(cells)
     device = device or grid.device
     resolve_device(device)
@@ -339,7 +342,6 @@ def run_grid(
         _record_run(store, grid, config, backend, device, extend)
         store.write_summary()  # reads every record: a damaged one stops the run before it starts
         # A name can hold other weights later (a victim trained further): its cells play again.
-        _policy.cache_clear()  # copies loaded before the files changed
         digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
         done = store.finished()
         pending = [c for c in cells if done.get(c.id) != digests[c.agent]]

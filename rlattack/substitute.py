@@ -252,10 +252,11 @@ class Substitute:
         """Centre inputs on the mean frame of (a sample of) `obs` and scale by their spread."""
         picked = obs[np.sort(self.generator.choice(len(obs), min(samples, len(obs)), replace=False))]
         x = self._batch(picked)
+        mean = x.mean(0)
+        scale = (x - mean).std().clamp_min(1.0)
         for member in self.members:
-            standardize = member[0]
-            standardize.mean.copy_(x.mean(0))
-            standardize.scale.copy_((x - x.mean(0)).std().clamp_min(1.0))
+            member[0].mean.copy_(mean)
+            member[0].scale.copy_(scale)
 
     def _batch(self, obs: np.ndarray) -> Tensor:
         return torch.as_tensor(obs, device=self.device).float()
