@@ -58,6 +58,9 @@ StepSize = Annotated[float | None, typer.Option(help="PGD step size (default 2.5
 Theta = Annotated[float, typer.Option(help="JSMA change per feature on the [0, 1] scale (< 0 darkens)")]
 Gamma = Annotated[float, typer.Option(help="JSMA largest fraction of features changed")]
 Progress = Annotated[bool, typer.Option(help="show a progress bar")]
+SkipMissing = Annotated[
+    bool, typer.Option(help="leave out zoo names that are not bundled yet, instead of refusing them")
+]
 
 
 def _policy_and_game(agent: str, game: str | None, device: str) -> tuple[Policy, str]:
@@ -228,6 +231,7 @@ def run(
         str | None, typer.Option(envvar="RAY_ADDRESS", help="Ray cluster to join; default: a local instance")
     ] = None,
     extend: Annotated[bool, typer.Option(help="add a changed grid's cells to an existing --out")] = False,
+    skip_missing: SkipMissing = False,
     progress: Progress = True,
 ) -> None:
     """Run a grid of evaluations; re-running continues where it stopped (finished cells are kept)."""
@@ -236,11 +240,13 @@ def run(
 
     out = out or config.with_suffix("")
     try:
-        done = run_grid(config, out, backend, device, ray_address, extend, progress)  # type: ignore[arg-type]
+        done = run_grid(config, out, backend, device, ray_address, extend, progress, skip_missing)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         finished = len(ResultStore(out).finished())
         print(f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on")
         sys.exit(130)
+    if done.left_out:
+        print(f"left out, not in the zoo yet: {', '.join(done.left_out)}")
     summaries = {r["id"]: r["summary"] for r in done.store.records()}
     rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
     print_table(summary_table(rows, title=f"{config.name}: {len(rows)} cells"))
@@ -444,6 +450,7 @@ def transfer(
     out: Annotated[Path, typer.Option(help="folder for the records, heatmaps and transfer.md")] = Path(
         "transfer"
     ),
+    skip_missing: SkipMissing = False,
     progress: Progress = True,
 ) -> None:
     """Craft on each --source, show it to each --victim: return, transfer rate, source success."""
@@ -472,6 +479,15 @@ def transfer(
 
     if attack == "none":
         raise UserInputError("transfer needs an attack (fgsm, pgd, jsma or noise)")
+    if skip_missing:
+        from agents.zoo import not_bundled
+
+        left_out = not_bundled([*source, *victim])
+        source, victim = [s for s in source if s not in left_out], [v for v in victim if v not in left_out]
+        if left_out:
+            print(f"left out, not in the zoo yet: {', '.join(dict.fromkeys(left_out))}")
+        if not source or not victim:
+            raise UserInputError("no source or no victim is left: none of them is bundled yet")
     build()  # bad attack options fail here, before any game is played
     parse_schedule(schedule, seed)
     resolved = resolve_device(device)

@@ -21,7 +21,7 @@ import math
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -314,6 +314,8 @@ class GridRun:
     computed: int
     replayed: int = 0
     """cells computed again: their record was measured on weights the agent no longer holds"""
+    left_out: list[str] = field(default_factory=list)
+    """zoo names of the config that are not bundled yet (`skip_missing`)"""
 
 
 Backend = Literal["local", "ray"]
@@ -327,26 +329,37 @@ def run_grid(
     ray_address: str | None = None,
     extend: bool = False,
     progress: bool = True,
+    skip_missing: bool = False,
 ) -> GridRun:
-    """Run every cell of `config` that `out` does not hold yet; see the module docstring."""
+    """Run every cell of `config` that `out` does not hold yet; see the module docstring.
+
+    With `skip_missing`, zoo names that are not bundled yet are left out instead of refused: the
+    grid keeps its identity, so their cells join the same results once they are bundled.
+    """
+    from agents.zoo import not_bundled
+
     if backend not in ("local", "ray"):
         raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
     grid = load_grid(config)
-    cells = expand(grid)
+    left_out = not_bundled(grid.agents) if skip_missing else []
+    present = [agent for agent in grid.agents if agent not in left_out]
+    if not present:
+        raise UserInputError(f"none of the agents of {config} is bundled yet: {', '.join(left_out)}")
+    cells = expand(grid.model_copy(update={"agents": present}))
     _policy.cache_clear()  # copies loaded before an agent's file changed; the check loads them afresh
     check_cells(cells)
     device = device or grid.device
     resolve_device(device)
     store = ResultStore(out)
     with store.lock():
-        _record_run(store, grid, config, backend, device, extend)
+        _record_run(store, grid, config, backend, device, extend, left_out)
         store.write_summary()  # reads every record: a damaged one stops the run before it starts
         # A name can hold other weights later (a victim trained further): its cells play again.
         digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
         done = store.finished()
         pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
         replayed = sum(c.id in done for c in pending)
-        run = GridRun(store, cells, skipped=len(cells) - len(pending), computed=0, replayed=replayed)
+        run = GridRun(store, cells, len(cells) - len(pending), 0, replayed, left_out)
         bar = tqdm(total=len(cells), initial=run.skipped, unit="cell", disable=not progress)
 
         def finished(record: dict[str, Any]) -> None:
@@ -369,7 +382,13 @@ def run_grid(
 
 
 def _record_run(
-    store: ResultStore, grid: GridConfig, config: Path, backend: str, device: str, extend: bool
+    store: ResultStore,
+    grid: GridConfig,
+    config: Path,
+    backend: str,
+    device: str,
+    extend: bool,
+    left_out: list[str],
 ) -> None:
     """Keep the config and code version with the results; refuse a different grid unless asked."""
     info = store.run_info() or {"grid": grid.identity(), "created": now(), "runs": [], "earlier_grids": []}
@@ -386,6 +405,7 @@ def _record_run(
     info["code"] = code
     info["runs"].append(
         {"started": now(), "backend": backend, "device": device, "config": str(config), "code": code}
+        | {"left_out": left_out}
     )
     atomic_write(store.root / f"config{config.suffix}", lambda p: p.write_text(config.read_text()))
     store.write_run_info(info)

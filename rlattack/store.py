@@ -10,6 +10,7 @@ Layout of `DIR`:
     summary.parquet      the same table, typed
     transfer/*.json      transfer results (`TransferRecord`), one file per source/target pair
                          (written by `rlattack transfer`, which may use a directory of its own)
+    transfer/superseded/ pairs replaced because their source or target now holds other weights
 
 A record only appears once its cell has finished, so an interrupted run loses at most the cells
 in flight; the next run skips every id in `cells/` whose record was measured on the weights its
@@ -173,9 +174,7 @@ class ResultStore:
         holds) moves to `cells/superseded/ID-DIGEST.json`, so nothing finished is lost."""
         path = self.cells / f"{record['id']}.json"
         if path.is_file():
-            old = _read_json(path).get("weights") or "unknown"
-            (self.cells / "superseded").mkdir(exist_ok=True)
-            path.rename(self.cells / "superseded" / f"{record['id']}-{old}.json")
+            _supersede(path, _read_json(path).get("weights") or "unknown")
         write_json(path, record)
 
     def records(self) -> list[dict[str, Any]]:
@@ -185,7 +184,12 @@ class ResultStore:
         return [_read_transfer(path) for path in _json_files(self.transfer)]
 
     def save_transfer(self, record: TransferRecord) -> Path:
+        """Store a finished pair; a record it replaces (measured on other weights of the source or
+        the target) moves to `transfer/superseded/KEY-SOURCE-TARGET.json`, named by those digests."""
         path = self.transfer / f"{record.key}.json"
+        if path.is_file():
+            old = _read_transfer(path).weights
+            _supersede(path, f"{old.get('source', 'unknown')}-{old.get('target', 'unknown')}")
         write_json(path, record.model_dump())
         return path
 
@@ -228,6 +232,12 @@ class ResultStore:
 
     def write_run_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_file, info)
+
+
+def _supersede(path: Path, tag: str) -> None:
+    """Move a record that is about to be replaced to `superseded/STEM-TAG.json` beside it."""
+    (path.parent / "superseded").mkdir(exist_ok=True)
+    path.rename(path.parent / "superseded" / f"{path.stem}-{tag}.json")
 
 
 def _json_files(folder: Path) -> list[Path]:

@@ -256,3 +256,21 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     assert json.loads(record.read_text())["weights"] == weights_digest(load_torchscript(str(path))) != before
     assert (out / "cells" / "superseded" / f"{record.stem}-{before}.json").read_text() == text  # not lost
     assert list(pd.read_csv(out / "summary.csv").weights) == [json.loads(record.read_text())["weights"]]
+
+
+def test_zoo_names_not_bundled_yet_are_left_out_only_when_asked(tmp_path, tiny_atari_agent) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    grid = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump(grid | {"agents": [tiny_atari_agent, "pong-trpo-unbundled"]}))
+    out = tmp_path / "out"
+    with pytest.raises(UserInputError, match="unknown agent 'pong-trpo-unbundled'"):
+        run_grid(config, out, progress=False)
+    done = run_grid(config, out, progress=False, skip_missing=True)
+    assert (done.computed, done.left_out) == (1, ["pong-trpo-unbundled"])
+    assert {c.agent for c in done.cells} == {tiny_atari_agent}
+    info = json.loads((out / "run.json").read_text())
+    assert info["grid"]["agents"] == [tiny_atari_agent, "pong-trpo-unbundled"]  # once bundled, it joins
+    assert info["runs"][-1]["left_out"] == ["pong-trpo-unbundled"]
+    config.write_text(yaml.safe_dump(grid | {"agents": ["pong-trpo-unbundled"]}))
+    with pytest.raises(UserInputError, match=r"none of the agents .* is bundled yet: pong-trpo-unbundled"):
+        run_grid(config, tmp_path / "other", progress=False, skip_missing=True)

@@ -18,7 +18,7 @@ from rlattack.attacks.targets import FixedAction
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy, load_torchscript, weights_digest
 from rlattack.runner import evaluate
-from rlattack.store import TransferRecord
+from rlattack.store import ResultStore, TransferRecord
 from rlattack.substitute import (
     Dataset,
     Ensemble,
@@ -298,6 +298,10 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     assert run(monkeypatch, *args, *common) == 0  # a finished matrix is not played again
     assert [p.stat().st_mtime_ns for p in records] == stamps
     assert "->" not in capsys.readouterr().out
+    unbundled = ["--source", "pong-trpo-unbundled", "--victim", "pong-trpo-unbundled"]
+    assert run(monkeypatch, *args, *unbundled, "--skip-missing", *common) == 0  # the same pairs, all kept
+    assert [p.stat().st_mtime_ns for p in records] == stamps
+    assert "left out, not in the zoo yet: pong-trpo-unbundled\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -313,6 +317,10 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
             "needs an attack",
         ),
         (["transfer", "--source", "nope", "--victim", "{agent}", "--eps", "0.1"], "unknown agent 'nope'"),
+        (
+            ["transfer", "--source", "nope", "--victim", "{agent}", "--eps", "0.1", "--skip-missing"],
+            "no source or no victim is left",
+        ),
     ],
 )
 def test_black_box_commands_refuse_bad_input(monkeypatch, tiny_atari_agent, tmp_path, capsys, args, message):
@@ -358,3 +366,7 @@ def test_a_transfer_pair_is_played_again_when_its_source_holds_other_weights(
     second = matrix()
     assert second.weights["source"] == weights_digest(retrained) != weights_digest(victim)
     assert second.key == first.key and second.action_change_rate != first.action_change_rate
+    digests = f"{weights_digest(victim)}-{weights_digest(victim)}"
+    kept = tmp_path / "transfer" / "superseded" / f"{first.key}-{digests}.json"
+    assert TransferRecord(**json.loads(kept.read_text())) == first  # the old pair is not lost
+    assert [r.key for r in ResultStore(tmp_path).transfer_records()] == [first.key]  # nor counted

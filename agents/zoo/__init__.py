@@ -8,7 +8,7 @@ command, and the clean score measured by `rlattack eval --attack none`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,13 @@ def victims() -> list[Victim]:
             )
         )
     return found
+
+
+def not_bundled(agents: Iterable[str]) -> list[str]:
+    """The zoo names among `agents` that no bundled victim has yet (`sb3:` and `torch:` files are
+    not zoo names): what a grid planned for victims still in training leaves out."""
+    names = {v.name for v in victims()}
+    return [a for a in agents if ":" not in a and a not in names]
 
 
 def victim(name: str) -> Victim:
