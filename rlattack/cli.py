@@ -326,7 +326,7 @@ def substitute(
     members: Annotated[
         int, typer.Option(help="networks trained side by side from other initialisations, answering as one")
     ] = 1,
-    epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 4,
+    epochs: Annotated[int, typer.Option(help="training passes over the set after each round")] = 8,
     batch_size: Annotated[int, typer.Option(help="training minibatch")] = 128,
     lr: Annotated[float, typer.Option(help="Adam step size (the start of the cosine schedule)")] = 1e-3,
     lr_schedule: Annotated[
@@ -335,7 +335,7 @@ def substitute(
     explore: Annotated[
         float, typer.Option(help="chance of a random move instead of the target's while watching")
     ] = 0.0,
-    sticky: Annotated[float, typer.Option(help="sticky-action probability of the watched games")] = 0.25,
+    sticky: Annotated[float, typer.Option(help="sticky-action probability of the watched games")] = 0.1,
     holdout: Annotated[int, typer.Option(help="held-out states from other games, for the agreement")] = 5_000,
     holdout_sticky: Annotated[
         float, typer.Option(help="sticky-action probability of the held-out games (the convention: 0)")

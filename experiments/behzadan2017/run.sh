@@ -2,10 +2,11 @@
 # Behzadan & Munir 2017 on the bundled Pong DQN, one command:
 #   bash experiments/behzadan2017/run.sh
 # 1. white-box FGSM against JSMA (grid.yaml): action-change rate and cost per attacked step;
-# 2. two black-box substitutes trained from the victim's actions only (at most 100,000 queries):
-#    Papernot et al.'s recipe (10,000 watched states, two Jacobian augmentation rounds) and ours
-#    (100,000 watched states of games with sticky actions, which differ from each other), as one
-#    network and as an ensemble of three trained for 8 epochs;
+# 2. black-box substitutes trained from the victim's actions only (at most 100,000 queries each):
+#    Papernot et al.'s recipe (10,000 watched states, two Jacobian augmentation rounds), 100,000
+#    watched states of games with sticky actions at 0.25 (one network; an ensemble of three), and
+#    the default: sticky actions at 0.1, one network trained for 8 epochs. Each one's options are
+#    spelled out, so that its committed results stay those of its command when defaults change;
 # 3. transfer of FGSM from each substitute to the victim, beside the white-box attack;
 # 4. test-time policy induction: targeted FGSM on the substitute towards the adversary's action.
 # Every step is resumable: re-running skips finished cells, finished substitutes and finished pairs.
@@ -14,19 +15,17 @@ here=experiments/behzadan2017
 out=$here/results
 rlattack run $here/grid.yaml --out $out --no-progress
 finished() { grep -q '"finished": true' "$1/substitute.json" 2>/dev/null; }  # every round saved
-if ! finished $out/substitute; then
-  rlattack substitute --agent pong-dqn --budget 100000 --play 10000 --rounds 2 --explore 0 --sticky 0 \
-    --out $out/substitute --no-progress
-fi
-if ! finished $out/substitute-sticky; then
-  rlattack substitute --agent pong-dqn --budget 100000 --out $out/substitute-sticky --no-progress
-fi
-if ! finished $out/substitute-ensemble; then
-  rlattack substitute --agent pong-dqn --budget 100000 --members 3 --epochs 8 \
-    --out $out/substitute-ensemble --no-progress
-fi
-subs=(--source torch:$out/substitute/substitute.pt --source torch:$out/substitute-sticky/substitute.pt
-  --source torch:$out/substitute-ensemble/substitute.pt)
+substitute() {  # substitute NAME OPTIONS...: train into $out/NAME unless it is there
+  finished $out/$1 || rlattack substitute --agent pong-dqn --budget 100000 "${@:2}" --out $out/$1 --no-progress
+}
+substitute substitute --play 10000 --rounds 2 --explore 0 --sticky 0 --epochs 4 --lr-schedule constant
+substitute substitute-sticky --sticky 0.25 --epochs 4 --lr-schedule constant
+substitute substitute-ensemble --sticky 0.25 --members 3 --epochs 8
+substitute substitute-default --sticky 0.1 --epochs 8
+subs=()
+for name in substitute substitute-sticky substitute-ensemble substitute-default; do
+  subs+=(--source torch:$out/$name/substitute.pt)
+done
 for eps in 0.00392 0.00784 0.01569; do   # 1, 2 and 4 gray levels
   rlattack transfer "${subs[@]}" --source pong-dqn --victim pong-dqn --attack fgsm --eps $eps \
     --episodes 10 --envs 5 --out $out --no-progress
