@@ -485,9 +485,10 @@ def transfer(
         left_out = not_bundled([*source, *victim])
         source, victim = [s for s in source if s not in left_out], [v for v in victim if v not in left_out]
         if left_out:
-            print(f"left out, not in the zoo yet: {', '.join(dict.fromkeys(left_out))}")
-        if not source or not victim:
-            raise UserInputError("no source or no victim is left: none of them is bundled yet")
+            print(f"left out, not in the zoo yet: {', '.join(left_out)}")
+        for side, names in (("source", source), ("victim", victim)):
+            if not names:
+                raise UserInputError(f"no --{side} is left: none of them is bundled yet")
     build()  # bad attack options fail here, before any game is played
     parse_schedule(schedule, seed)
     resolved = resolve_device(device)

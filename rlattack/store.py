@@ -235,9 +235,15 @@ class ResultStore:
 
 
 def _supersede(path: Path, tag: str) -> None:
-    """Move a record that is about to be replaced to `superseded/STEM-TAG.json` beside it."""
-    (path.parent / "superseded").mkdir(exist_ok=True)
-    path.rename(path.parent / "superseded" / f"{path.stem}-{tag}.json")
+    """Move a record that is about to be replaced to `superseded/STEM-TAG.json` beside it, or to
+    `STEM-TAG-2.json`, ... where weights came back to ones measured before."""
+    folder = path.parent / "superseded"
+    folder.mkdir(exist_ok=True)
+    kept, n = folder / f"{path.stem}-{tag}.json", 1
+    while kept.exists():
+        n += 1
+        kept = folder / f"{path.stem}-{tag}-{n}.json"
+    path.rename(kept)
 
 
 def _json_files(folder: Path) -> list[Path]:

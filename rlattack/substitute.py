@@ -401,7 +401,7 @@ def train_substitute(
     rounds: int = 0,
     lam: float = 0.1,
     tau: int = 2,
-    epochs: int = 4,
+    epochs: int = 8,
     batch_size: int = 128,
     progress: bool = True,
     after_round: Callable[[Substitute, Round], None] | None = None,

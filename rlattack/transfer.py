@@ -70,6 +70,7 @@ def transfer_matrix(
     """
     if not sources or not targets:
         raise UserInputError("name at least one --source and one --victim")
+    sources, targets = list(dict.fromkeys(sources)), list(dict.fromkeys(targets))  # each pair once
     if episodes < 1 or envs < 1:
         raise UserInputError(f"need --episodes >= 1 and --envs >= 1 (got {episodes}, {envs})")
     s = setting

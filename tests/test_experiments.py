@@ -20,6 +20,7 @@ from rlattack.errors import UserInputError
 from rlattack.experiments import GridConfig, expand, load_grid, run_grid
 from rlattack.policies import load_torchscript, weights_digest
 from rlattack.store import ResultStore
+from tests.test_cli import run as cli
 
 TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
 
@@ -254,23 +255,67 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     assert (trained.computed, trained.skipped, trained.replayed) == (1, 0, 1)
     assert results(out).keys() == measured.keys() and results(out) != measured
     assert json.loads(record.read_text())["weights"] == weights_digest(load_torchscript(str(path))) != before
+    after = json.loads(record.read_text())["weights"]
+    for _ in range(2):  # back to the first weights, then the second again: every record is kept
+        with torch.no_grad():
+            next(net.parameters()).mul_(-1.0)
+        net.save(str(path))
+        experiments._policy.cache_clear()
+        assert run_grid(config, out, progress=False).replayed == 1
+    kept = sorted(p.name for p in (out / "cells" / "superseded").iterdir())
+    assert kept == sorted(f"{record.stem}-{tag}.json" for tag in (before, after, f"{before}-2"))
     assert (out / "cells" / "superseded" / f"{record.stem}-{before}.json").read_text() == text  # not lost
     assert list(pd.read_csv(out / "summary.csv").weights) == [json.loads(record.read_text())["weights"]]
 
 
 def test_zoo_names_not_bundled_yet_are_left_out_only_when_asked(tmp_path, tiny_atari_agent) -> None:
+    later = "chopper-command-ppo-s9"  # a name the zoo may hold one day
     config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
     grid = yaml.safe_load(config.read_text())
-    config.write_text(yaml.safe_dump(grid | {"agents": [tiny_atari_agent, "pong-trpo-unbundled"]}))
+    config.write_text(yaml.safe_dump(grid | {"agents": [tiny_atari_agent, later, later]}))
     out = tmp_path / "out"
-    with pytest.raises(UserInputError, match="unknown agent 'pong-trpo-unbundled'"):
+    with pytest.raises(UserInputError, match=f"unknown agent '{later}'"):
         run_grid(config, out, progress=False)
     done = run_grid(config, out, progress=False, skip_missing=True)
-    assert (done.computed, done.left_out) == (1, ["pong-trpo-unbundled"])
+    assert (done.computed, done.left_out) == (1, [later])
     assert {c.agent for c in done.cells} == {tiny_atari_agent}
     info = json.loads((out / "run.json").read_text())
-    assert info["grid"]["agents"] == [tiny_atari_agent, "pong-trpo-unbundled"]  # once bundled, it joins
-    assert info["runs"][-1]["left_out"] == ["pong-trpo-unbundled"]
-    config.write_text(yaml.safe_dump(grid | {"agents": ["pong-trpo-unbundled"]}))
-    with pytest.raises(UserInputError, match=r"none of the agents .* is bundled yet: pong-trpo-unbundled"):
+    assert info["grid"]["agents"] == [tiny_atari_agent, later, later]  # the grid as written
+    assert info["runs"][-1]["left_out"] == [later]
+    config.write_text(yaml.safe_dump(grid | {"agents": [later]}))
+    with pytest.raises(UserInputError, match=rf"none of the agents .* is bundled yet: {later}$"):
         run_grid(config, tmp_path / "other", progress=False, skip_missing=True)
+    config.write_text(yaml.safe_dump(grid | {"agents": [tiny_atari_agent, "pong-dq"]}))
+    with pytest.raises(UserInputError, match="unknown agent 'pong-dq'"):  # a typo is not left out
+        run_grid(config, tmp_path / "typo", progress=False, skip_missing=True)
+
+
+def test_a_victim_bundled_later_joins_its_grid(monkeypatch, tmp_path, tiny_atari_agent) -> None:
+    later = "chopper-command-ppo-s9"
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    grid = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump(grid | {"agents": [tiny_atari_agent, later]}))
+    out = tmp_path / "out"
+    first = run_grid(config, out, progress=False, skip_missing=True)
+    (kept,) = finished_records(out)
+    stamp = kept.stat().st_mtime_ns
+    load = experiments.load_policy  # now `later` loads: the tiny agent under that name
+    monkeypatch.setattr(experiments, "load_policy", lambda a, d: load({later: tiny_atari_agent}.get(a, a), d))
+    monkeypatch.setattr("agents.zoo.not_bundled", lambda agents: [])
+    experiments._policy.cache_clear()
+    second = run_grid(config, out, progress=False, skip_missing=True)  # the same grid: no --extend
+    assert (first.computed, second.computed, second.skipped, second.left_out) == (1, 1, 1, [])
+    assert {r["cell"]["agent"] for r in ResultStore(out).records()} == {tiny_atari_agent, later}
+    assert kept.stat().st_mtime_ns == stamp
+    experiments._policy.cache_clear()
+
+
+def test_run_skip_missing_from_the_command_line(monkeypatch, tmp_path, tiny_atari_agent, capsys) -> None:
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    config.write_text(
+        yaml.safe_dump(yaml.safe_load(config.read_text()) | {"agents": [tiny_atari_agent, "pong-trpo-s9"]})
+    )
+    args = ["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert cli(monkeypatch, *args) == 2 and "unknown agent 'pong-trpo-s9'" in capsys.readouterr().err
+    assert cli(monkeypatch, *args, "--skip-missing") == 0
+    assert "left out, not in the zoo yet: pong-trpo-s9\n" in capsys.readouterr().out

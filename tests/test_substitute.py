@@ -298,10 +298,10 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     assert run(monkeypatch, *args, *common) == 0  # a finished matrix is not played again
     assert [p.stat().st_mtime_ns for p in records] == stamps
     assert "->" not in capsys.readouterr().out
-    unbundled = ["--source", "pong-trpo-unbundled", "--victim", "pong-trpo-unbundled"]
+    unbundled = ["--source", "pong-trpo-s9", "--victim", "pong-trpo-s9", "--source", tiny_atari_agent]
     assert run(monkeypatch, *args, *unbundled, "--skip-missing", *common) == 0  # the same pairs, all kept
     assert [p.stat().st_mtime_ns for p in records] == stamps
-    assert "left out, not in the zoo yet: pong-trpo-unbundled\n" in capsys.readouterr().out
+    assert "left out, not in the zoo yet: pong-trpo-s9\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -318,8 +318,8 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
         ),
         (["transfer", "--source", "nope", "--victim", "{agent}", "--eps", "0.1"], "unknown agent 'nope'"),
         (
-            ["transfer", "--source", "nope", "--victim", "{agent}", "--eps", "0.1", "--skip-missing"],
-            "no source or no victim is left",
+            ["transfer", "--source", "pong-a3c-s9", "--victim", "{agent}", "--eps", "0.1", "--skip-missing"],
+            "no --source is left",
         ),
     ],
 )

@@ -8,6 +8,7 @@ command, and the clean score measured by `rlattack eval --attack none`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,11 +78,22 @@ def victims() -> list[Victim]:
     return found
 
 
+ALGORITHMS = ("dqn", "a3c", "trpo", "a2c", "ppo")
+"""The recipes of `agents/`, the middle of a victim's name."""
+
+PLANNED = re.compile(
+    rf"({'|'.join(game.replace('_', '-') for game in BARS)})-({'|'.join(ALGORITHMS)})(-s\d+)?"
+)
+"""Names a victim can be bundled under: GAME-ALGORITHM, or GAME-ALGORITHM-sSEED for another seed."""
+
+
 def not_bundled(agents: Iterable[str]) -> list[str]:
-    """The zoo names among `agents` that no bundled victim has yet (`sb3:` and `torch:` files are
-    not zoo names): what a grid planned for victims still in training leaves out."""
+    """The names among `agents` that a victim may be bundled under but none is yet, each once:
+    what a grid planned for victims still in training leaves out. Files (`sb3:`, `torch:`) and
+    names outside the zoo's naming scheme (a typo, say) are not among them: loading refuses them.
+    """
     names = {v.name for v in victims()}
-    return [a for a in agents if ":" not in a and a not in names]
+    return [a for a in dict.fromkeys(agents) if PLANNED.fullmatch(a) and a not in names]
 
 
 def victim(name: str) -> Victim:

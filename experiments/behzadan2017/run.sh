@@ -5,8 +5,9 @@
 # 2. black-box substitutes trained from the victim's actions only (at most 100,000 queries each):
 #    Papernot et al.'s recipe (10,000 watched states, two Jacobian augmentation rounds), 100,000
 #    watched states of games with sticky actions at 0.25 (one network; an ensemble of three), and
-#    the default: sticky actions at 0.1, one network trained for 8 epochs. Each one's options are
-#    spelled out, so that its committed results stay those of its command when defaults change;
+#    substitute-default, the default of `rlattack substitute` since sticky actions at 0.1 (one
+#    network, 8 epochs). The options that differ between them are spelled out, so that committed
+#    results stay those of their command when a default changes;
 # 3. transfer of FGSM from each substitute to the victim, beside the white-box attack;
 # 4. test-time policy induction: targeted FGSM on the substitute towards the adversary's action.
 # Every step is resumable: re-running skips finished cells, finished substitutes and finished pairs.
@@ -20,8 +21,8 @@ substitute() {  # substitute NAME OPTIONS...: train into $out/NAME unless it is 
 }
 substitute substitute --play 10000 --rounds 2 --explore 0 --sticky 0 --epochs 4 --lr-schedule constant
 substitute substitute-sticky --sticky 0.25 --epochs 4 --lr-schedule constant
-substitute substitute-ensemble --sticky 0.25 --members 3 --epochs 8
-substitute substitute-default --sticky 0.1 --epochs 8
+substitute substitute-ensemble --sticky 0.25 --members 3 --epochs 8 --lr-schedule cosine
+substitute substitute-default --sticky 0.1 --epochs 8 --lr-schedule cosine
 subs=()
 for name in substitute substitute-sticky substitute-ensemble substitute-default; do
   subs+=(--source torch:$out/$name/substitute.pt)
