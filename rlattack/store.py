@@ -116,13 +116,18 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def code_version() -> dict[str, Any]:
-    """Package version and, for a git checkout of rlattack, its commit and whether it was edited."""
+CODE = ("rlattack", "agents/*.py", "pyproject.toml")
+"""Where the checkout's code lives (git pathspecs; `*` also matches `/`)."""
+
+
+def code_version(root: Path = Path(__file__).resolve().parent.parent) -> dict[str, Any]:
+    """Package version and, for a git checkout of rlattack, its commit and whether its code (the
+    package, the recipes, pyproject.toml) was edited: results that experiments write into the
+    checkout do not count."""
     try:
         found: dict[str, Any] = {"version": version("rlattack")}
     except PackageNotFoundError:
         found = {"version": None}
-    root = Path(__file__).resolve().parent.parent
     found["commit"] = found["dirty"] = None
     if (root / "pyproject.toml").is_file():
         try:
@@ -131,7 +136,7 @@ def code_version() -> dict[str, Any]:
                 [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
             ).stdout.strip()
             status = subprocess.run(
-                [*git, "status", "--porcelain", "--untracked-files=no"],
+                [*git, "status", "--porcelain", "--untracked-files=no", "--", *CODE],
                 capture_output=True,
                 text=True,
                 check=True,

@@ -19,7 +19,7 @@ from rlattack.cli import main
 from rlattack.errors import UserInputError
 from rlattack.experiments import GridConfig, expand, load_grid, run_grid
 from rlattack.policies import load_torchscript, weights_digest
-from rlattack.store import ResultStore
+from rlattack.store import ResultStore, code_version
 from tests.test_cli import run as cli
 
 TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
@@ -319,3 +319,19 @@ def test_run_skip_missing_from_the_command_line(monkeypatch, tmp_path, tiny_atar
     assert cli(monkeypatch, *args) == 2 and "unknown agent 'pong-trpo-s9'" in capsys.readouterr().err
     assert cli(monkeypatch, *args, "--skip-missing") == 0
     assert "left out, not in the zoo yet: pong-trpo-s9\n" in capsys.readouterr().out
+
+
+def test_code_counts_as_edited_for_code_changes_only(tmp_path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    for name in ("pyproject.toml", "rlattack/attack.py", "agents/dqn.py", "experiments/results/run.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    (tmp_path / "experiments/results/run.json").write_text("1\n")  # what an experiment writes
+    assert code_version(tmp_path)["dirty"] is False
+    (tmp_path / "agents/dqn.py").write_text("1\n")
+    assert code_version(tmp_path)["dirty"] is True
