@@ -245,8 +245,6 @@ def run(
         finished = len(ResultStore(out).finished())
         print(f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on")
         sys.exit(130)
-    if done.left_out:
-        print(f"left out, not in the zoo yet: {', '.join(done.left_out)}")
     summaries = {r["id"]: r["summary"] for r in done.store.records()}
     rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
     print_table(summary_table(rows, title=f"{config.name}: {len(rows)} cells"))

@@ -345,6 +345,8 @@ def run_grid(
     present = [agent for agent in grid.agents if agent not in left_out]
     if not present:
         raise UserInputError(f"none of the agents of {config} is bundled yet: {', '.join(left_out)}")
+    if left_out:  # said before the first cell, so an interrupted run has said it too
+        tqdm.write(f"left out, not in the zoo yet: {', '.join(left_out)}")
     cells = expand(grid.model_copy(update={"agents": present}))
     _policy.cache_clear()  # copies loaded before an agent's file changed; the check loads them afresh
     check_cells(cells)
