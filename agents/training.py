@@ -15,6 +15,7 @@ import platform
 import shlex
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
+from tqdm import tqdm
 
 from agents.weights import load_weights, save_weights
 from rlattack.envs import FRAME_SKIP, Sb3VecEnv
@@ -64,9 +66,22 @@ class RunLog:
 
     Curve rows past `resumed_at` were played after the checkpoint the run continues from; they
     are dropped so the curve describes the run that exists. Wall time adds up across resumes.
+    A progress bar shows the steps towards `total` and the mean score of the last games; written
+    to a log file rather than a terminal, it updates once a minute.
     """
 
-    def __init__(self, run_dir: Path, record: dict[str, Any], frames_per_step: int, resumed_at: int) -> None:
+    def __init__(
+        self, run_dir: Path, record: dict[str, Any], frames_per_step: int, resumed_at: int, total: int
+    ) -> None:
+        self.bar = tqdm(
+            total=total,
+            initial=resumed_at,
+            desc=run_dir.name,
+            unit="step",
+            unit_scale=True,
+            mininterval=1 if sys.stderr.isatty() else 60,
+        )
+        self.recent: deque[float] = deque(maxlen=20)
         self.run_dir = run_dir
         self.record = record
         self.frames_per_step = frames_per_step
@@ -85,6 +100,12 @@ class RunLog:
         if rows:
             with self.curve_path.open("a", newline="") as f:
                 csv.writer(f).writerows(rows)
+            self.recent.extend(score for _, _, score, _ in rows)
+            self.bar.set_postfix(score=f"{sum(self.recent) / len(self.recent):.1f}", refresh=False)
+
+    def advance(self, timesteps: int) -> None:
+        """Move the progress bar to `timesteps`."""
+        self.bar.update(timesteps - self.bar.n)
 
     def save(self, timesteps: int) -> None:
         self.record.update(
@@ -111,7 +132,8 @@ class Checkpoint(BaseCallback):
         self.record = record
 
     def _on_training_start(self) -> None:
-        self.log = RunLog(self.run_dir, self.record, FRAME_SKIP, resumed_at=self.num_timesteps)
+        total = self.locals["total_timesteps"]  # SB3's target, counted from step 0
+        self.log = RunLog(self.run_dir, self.record, FRAME_SKIP, resumed_at=self.num_timesteps, total=total)
         self.last_saved = self.num_timesteps
 
     def _on_step(self) -> bool:
@@ -120,12 +142,14 @@ class Checkpoint(BaseCallback):
             for info in self.locals["infos"]
             if "episode" in info
         )
+        self.log.advance(self.num_timesteps)
         if self.num_timesteps - self.last_saved >= self.every:
             self.save()
         return True
 
     def _on_training_end(self) -> None:
         self.save()
+        self.log.bar.close()
 
     def _save_model(self, path: Path) -> None:
         with path.open("wb") as f:  # a file object: SB3 would append ".zip" to a path
@@ -171,15 +195,16 @@ def start_or_resume(
 
 
 def learn(model: BaseAlgorithm, args: Any, record: dict[str, Any]) -> None:
-    """Train up to `args.total_timesteps`, checkpointing every `args.checkpoint_every` steps."""
+    """Train up to `args.total_timesteps`, checkpointing every `args.checkpoint_every` steps and
+    when Ctrl-C stops the run, so a run given a time budget (`timeout -s INT`) loses nothing."""
     remaining = args.total_timesteps - model.num_timesteps
-    if remaining > 0:
-        model.learn(
-            remaining,
-            callback=Checkpoint(args.run_dir, args.checkpoint_every, record),
-            reset_num_timesteps=False,
-            progress_bar=False,
-        )
+    if remaining <= 0:
+        return
+    checkpoint = Checkpoint(args.run_dir, args.checkpoint_every, record)
+    try:
+        model.learn(remaining, callback=checkpoint, reset_num_timesteps=False, progress_bar=False)
+    except KeyboardInterrupt:  # Ctrl-C: save where training got to, then stop
+        checkpoint.save()
 
 
 def run_record(

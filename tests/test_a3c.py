@@ -6,6 +6,10 @@ import csv
 import json
 import multiprocessing
 import queue
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -20,7 +24,7 @@ from agents.weights import load_weights
 
 def _cartpole(run_dir: Path, **kwargs) -> Args:
     """Settings that reached 195 in 16 of 16 runs of 50k steps (2 workers, 25-31 s on 2 busy cores)."""
-    defaults = {"workers": 2, "learning_rate": 1e-2, "t_max": 20, "checkpoint_every": 1_000}
+    defaults = {"workers": 2, "learning_rate": 1e-2, "rmsprop_eps": 0.1, "checkpoint_every": 1_000}
     return Args(game="CartPole-v1", run_dir=run_dir, **(defaults | kwargs))
 
 
@@ -64,6 +68,34 @@ def test_a_worker_update_is_one_shared_rmsprop_step_on_the_shared_network() -> N
     assert any(not torch.equal(before[k], v) for k, v in shared.named_parameters())
     worker.update()  # the next rollout starts from what the shared network now holds
     assert steps.value == 10
+
+
+def test_the_batched_rollout_loss_has_the_gradient_of_its_steps_one_by_one() -> None:
+    torch.manual_seed(0)
+    shared = nature_cnn(6)
+    args = Args(game="pong", entropy_coef=0.05)
+    worker = Worker(
+        0, args, shared, SharedRMSprop(shared, 0.99, 1e-5), multiprocessing.Value("q", 0), queue.Queue()
+    )
+    observations = torch.randint(0, 256, (7, 4, 84, 84)).float()
+    actions, returns = torch.randint(0, 6, (7,)), torch.randn(7)
+    worker.local.zero_grad()
+    worker.loss(observations, actions, returns).backward()
+    batched = {k: p.grad.clone() for k, p in worker.local.named_parameters()}
+    worker.local.zero_grad()
+    for t in range(7):  # the graph built step by step, as the rollout is played
+        logits, value = worker.local.logits_and_value(observations[t : t + 1])
+        policy = torch.distributions.Categorical(logits=logits)
+        advantage = returns[t] - value
+        loss = (
+            -(policy.log_prob(actions[t : t + 1]) * advantage.detach())
+            + args.value_coef * advantage.pow(2)
+            - args.entropy_coef * policy.entropy()
+        )
+        loss.sum().backward()
+    for k, p in worker.local.named_parameters():
+        assert torch.allclose(batched[k], p.grad, rtol=1e-4, atol=1e-6), k
+    assert any(g.abs().sum() > 0 for g in batched.values())
 
 
 def test_workers_in_their_own_processes_train_the_shared_network(tmp_path) -> None:
@@ -112,3 +144,18 @@ def test_a3c_learns_cartpole(tmp_path) -> None:
     network = build_network("mlp", (4,), 2)
     load_weights(network, tmp_path / "weights.safetensors")
     assert _greedy_score(network) >= 195
+
+
+def test_ctrl_c_stops_the_workers_and_saves_where_they_got_to(tmp_path) -> None:
+    command = [sys.executable, "-m", "agents.a3c", "--game", "CartPole-v1", "--workers", "1"]
+    command += ["--run-dir", str(tmp_path), "--total-timesteps", "10000000", "--checkpoint-every", "10000000"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "curve.csv").exists() or len(_curve(tmp_path)) < 5:
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    record = json.loads((tmp_path / "run.json").read_text())
+    saved = int(load_file(str(tmp_path / "checkpoint.safetensors"))["timesteps"])
+    assert saved == record["timesteps"] >= sum(int(row["length"]) for row in _curve(tmp_path)) > 0

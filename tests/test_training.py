@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
 
 import pytest
 import torch
@@ -64,10 +69,30 @@ def test_shared_feature_extractor_is_stored_once_and_restored_under_every_name(t
 
 def test_curve_drops_games_played_after_the_checkpoint_it_resumes_from(tmp_path) -> None:
     (tmp_path / "curve.csv").write_text("timesteps,frames,score,length\n100,400,-21,90\n300,1200,-20,95\n")
-    log = RunLog(tmp_path, {"wall_seconds": 10.0}, frames_per_step=4, resumed_at=200)
+    log = RunLog(tmp_path, {"wall_seconds": 10.0}, frames_per_step=4, resumed_at=200, total=1_000)
     log.add_games([(250, -19.0, 80)])
+    log.advance(260)
+    assert (log.bar.n, log.bar.total, log.bar.postfix) == (260, 1_000, "score=-19.0")
     log.save(260)
     lines = (tmp_path / "curve.csv").read_text().splitlines()
     assert lines == ["timesteps,frames,score,length", "100,400,-21,90", "250,1000,-19.0,80"]
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["timesteps"] == 260 and record["frames"] == 1040 and record["wall_seconds"] >= 10.0
+
+
+def test_ctrl_c_saves_an_sb3_run_where_it_got_to(tmp_path) -> None:
+    command = [sys.executable, "-m", "agents.a2c", "--run-dir", str(tmp_path), "--n-envs", "2"]
+    command += ["--total-timesteps", "10000000", "--checkpoint-every", "10000000", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "curve.csv").exists():  # written when training starts
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    record = json.loads((tmp_path / "run.json").read_text())
+    with zipfile.ZipFile(tmp_path / "checkpoint.zip") as archive:
+        saved = json.loads(archive.read("data"))["num_timesteps"]
+    assert saved == record["timesteps"] > 0  # far below the first periodic checkpoint
+    assert (tmp_path / "weights.safetensors").exists()
