@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import copy
 import signal
+import time
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from queue import Empty
 from typing import Protocol
@@ -174,7 +176,7 @@ class Worker:
         """
         a = self.args
         self.local.load_state_dict(self.shared.state_dict())
-        observations, actions, rewards = [], [], []
+        observations, actions, rewards, finished = [], [], [], []
         done = False
         while len(rewards) < a.t_max and not done:
             obs = torch.tensor(self.obs, dtype=torch.float32)
@@ -185,9 +187,7 @@ class Worker:
             if info.get("TimeLimit.truncated"):  # cut off, not lost: the game would have gone on
                 r += a.gamma * self._value(info["terminal_observation"][None])
             if "episode" in info:
-                self.games.put(
-                    (self.steps.value + len(rewards) + 1, info["episode"]["r"], info["episode"]["l"])
-                )
+                finished.append((len(rewards) + 1, info["episode"]["r"], info["episode"]["l"]))
             observations.append(obs)
             actions.append(action)
             rewards.append(r)
@@ -203,6 +203,8 @@ class Worker:
         with self.steps.get_lock():
             self.steps.value += len(rewards)
             step = self.steps.value
+        for played, score, length in finished:  # reported once counted: the curve never runs ahead
+            self.games.put((step - len(rewards) + played, score, length))
         lr = a.learning_rate * max(0.0, 1 - step / a.total_timesteps)
         self.optimizer.step({name: p.grad for name, p in self.local.named_parameters()}, lr)
         return len(rewards)
@@ -220,21 +222,28 @@ class Worker:
             - a.entropy_coef * policy.entropy().sum()
         )
 
-    def run(self) -> None:
+    def run(self, stop: EventType) -> None:
+        """Update until the step budget is spent or the main process sets `stop`."""
         try:
-            while self.steps.value < self.args.total_timesteps:
+            while self.steps.value < self.args.total_timesteps and not stop.is_set():
                 self.update()
         finally:
             self.env.close()
 
 
 def _work(
-    rank: int, args: Args, shared: ActorCritic, optimizer: SharedRMSprop, steps: Synchronized, games: Queue
+    rank: int,
+    args: Args,
+    shared: ActorCritic,
+    optimizer: SharedRMSprop,
+    steps: Synchronized,
+    games: Queue,
+    stop: EventType,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the main process, which stops us
     torch.set_num_threads(args.threads)
     torch.manual_seed(1000 * args.seed + rank)
-    Worker(rank, args, shared, optimizer, steps, games).run()
+    Worker(rank, args, shared, optimizer, steps, games).run(stop)
 
 
 def _drain(games: Queue, timeout: float) -> list[tuple[int, float, int]]:
@@ -277,8 +286,9 @@ def main(args: Args) -> None:
     ctx = mp.get_context("spawn")  # fork would copy the parent's threads (ALE, Ray) in a broken state
     steps = ctx.Value("q", start)
     games = ctx.Queue()
+    stop = ctx.Event()
     workers = [
-        ctx.Process(target=_work, args=(k, args, shared, optimizer, steps, games), daemon=True)
+        ctx.Process(target=_work, args=(k, args, shared, optimizer, steps, games, stop), daemon=True)
         for k in range(args.workers)
     ]
     for w in workers:
@@ -299,11 +309,18 @@ def main(args: Args) -> None:
     except KeyboardInterrupt:  # Ctrl-C: stop the workers and save where they got to
         pass
     finally:
+        # Workers finish their rollout and leave; killing one mid-update could leave the step
+        # counter's lock held. Their reports are read meanwhile: a full queue would hold them up.
+        stop.set()
+        deadline = time.monotonic() + 60
+        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+            log.add_games(_drain(games, timeout=0.5))
         for w in workers:
-            w.terminate()  # a no-op for workers that finished
+            w.terminate()  # a no-op for workers that left
             w.join()
+        log.close()
+    log.add_games(_drain(games, timeout=0.0))
     save(steps.value)
-    log.bar.close()
 
 
 if __name__ == "__main__":

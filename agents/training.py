@@ -13,12 +13,14 @@ import json
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -80,6 +82,7 @@ class RunLog:
             unit="step",
             unit_scale=True,
             mininterval=1 if sys.stderr.isatty() else 60,
+            maxinterval=60,
         )
         self.recent: deque[float] = deque(maxlen=20)
         self.run_dir = run_dir
@@ -107,6 +110,9 @@ class RunLog:
         """Move the progress bar to `timesteps`."""
         self.bar.update(timesteps - self.bar.n)
 
+    def close(self) -> None:
+        self.bar.close()
+
     def save(self, timesteps: int) -> None:
         self.record.update(
             timesteps=timesteps,
@@ -130,6 +136,7 @@ class Checkpoint(BaseCallback):
         self.run_dir = run_dir
         self.every = every
         self.record = record
+        self.stopping = False
 
     def _on_training_start(self) -> None:
         total = self.locals["total_timesteps"]  # SB3's target, counted from step 0
@@ -145,11 +152,17 @@ class Checkpoint(BaseCallback):
         self.log.advance(self.num_timesteps)
         if self.num_timesteps - self.last_saved >= self.every:
             self.save()
-        return True
+        return not self.stopping
 
     def _on_training_end(self) -> None:
         self.save()
-        self.log.bar.close()
+        self.log.close()
+
+    def stop(self, signum: int, frame: FrameType | None) -> None:
+        """SIGINT handler: SB3 stops at its next step and ends training, which saves; a second
+        Ctrl-C interrupts at once."""
+        self.stopping = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _save_model(self, path: Path) -> None:
         with path.open("wb") as f:  # a file object: SB3 would append ".zip" to a path
@@ -201,10 +214,11 @@ def learn(model: BaseAlgorithm, args: Any, record: dict[str, Any]) -> None:
     if remaining <= 0:
         return
     checkpoint = Checkpoint(args.run_dir, args.checkpoint_every, record)
+    previous = signal.signal(signal.SIGINT, checkpoint.stop)
     try:
         model.learn(remaining, callback=checkpoint, reset_num_timesteps=False, progress_bar=False)
-    except KeyboardInterrupt:  # Ctrl-C: save where training got to, then stop
-        checkpoint.save()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_record(

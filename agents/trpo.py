@@ -3,8 +3,9 @@
     python -m agents.trpo --game pong --seed 1 --run-dir runs/pong-trpo
 
 rl-zoo has no Atari settings for TRPO, so these are chosen: PPO's rl-zoo rollout shape (8 envs)
-with twice the steps, so each constrained step sees 2048 transitions; a KL bound of 0.01 (the
-step size of Schulman et al.'s Atari runs and sb3-contrib's default); and a critic with its own
+with twice the steps, 2048 transitions per rollout, of which the constrained step uses a random
+fifth (below); a KL bound of 0.01 (the step size of Schulman et al.'s Atari runs and
+sb3-contrib's default); and a critic with its own
 Nature CNN, as OpenAI Baselines' TRPO builds it (`value_network="copy"`): with a shared one,
 sb3-contrib's critic could train only its last layer, since the features belong to the
 KL-constrained actor. The critic takes 3 Adam passes over each rollout at PPO's Atari step size.
@@ -26,7 +27,7 @@ from agents.onpolicy import OnPolicyArgs, train
 class Args(OnPolicyArgs):
     run_dir: Path = Path("runs/pong-trpo")
     n_steps: int = 256
-    """steps per env in each rollout (8 envs: 2048 transitions per policy step)"""
+    """steps per env in each rollout (8 envs: 2048 transitions per rollout)"""
     learning_rate: float = 2.5e-4
     """the critic's Adam step size (the policy step is set by target_kl)"""
     target_kl: float = 0.01
@@ -38,9 +39,10 @@ class Args(OnPolicyArgs):
     cg_max_steps: int = 10
     """conjugate-gradient iterations for the natural-gradient direction (Baselines: 10)"""
     sub_sampling_factor: int = 5
-    """the Fisher-vector products of the conjugate gradient see every 5th transition, as in
-    Baselines: each is a double backward pass through the CNN, and on the CPU they took most of a
-    step (28 transitions per second with all of them, 128 with a fifth, 10 CG steps, 3 critic passes)"""
+    """the policy step (its gradient, KL, conjugate gradient and line search) uses every 5th
+    transition of the shuffled rollout; the critic learns from all of them. Each Fisher-vector
+    product is a double backward pass through the CNN, and on the CPU they took most of a step:
+    `benchmarks/training_speed.py` measures 4.1 times the steps per second"""
     cg_damping: float = 0.1
     """damping added to the Fisher-vector products"""
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,21 @@ def tiny_atari_agent(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("agents") / "tiny.pt"
     torch.jit.script(net).save(str(path))
     return f"torch:{path}"
+
+
+def interrupt_when(command: list[str], ready: Callable[[], bool], after: float = 0.0) -> int:
+    """Start `command`, send it Ctrl-C once `ready()` holds (and `after` seconds more), return its
+    exit status; a command that fails or never gets ready is killed, never left running."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"{command[2]} stopped or never got ready: {process.communicate()[1][-2000:]}")
+            time.sleep(0.2)
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        return process.wait(timeout=60)
+    finally:
+        process.kill()  # a no-op once it has exited

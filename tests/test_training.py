@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
@@ -16,6 +13,7 @@ from stable_baselines3 import DQN, PPO
 from agents.training import RunLog, continue_from_victim
 from agents.weights import load_weights, save_weights
 from rlattack.envs import Sb3VecEnv
+from tests.conftest import interrupt_when
 
 
 def _dqn(seed: int) -> DQN:
@@ -83,14 +81,8 @@ def test_curve_drops_games_played_after_the_checkpoint_it_resumes_from(tmp_path)
 def test_ctrl_c_saves_an_sb3_run_where_it_got_to(tmp_path) -> None:
     command = [sys.executable, "-m", "agents.a2c", "--run-dir", str(tmp_path), "--n-envs", "2"]
     command += ["--total-timesteps", "10000000", "--checkpoint-every", "10000000", "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "curve.csv").exists():  # written when training starts
-        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
-        time.sleep(0.2)
-    time.sleep(3)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0
+    training = lambda: (tmp_path / "curve.csv").exists()  # noqa: E731 (written when training starts)
+    assert interrupt_when(command, training, after=3) == 0
     record = json.loads((tmp_path / "run.json").read_text())
     with zipfile.ZipFile(tmp_path / "checkpoint.zip") as archive:
         saved = json.loads(archive.read("data"))["num_timesteps"]
