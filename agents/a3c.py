@@ -318,8 +318,8 @@ def main(args: Args) -> None:
         for w in workers:
             w.terminate()  # a no-op for workers that left
             w.join()
+        log.add_games(_drain(games, timeout=0.0))
         log.close()
-    log.add_games(_drain(games, timeout=0.0))
     save(steps.value)
 
 

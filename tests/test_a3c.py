@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from agents.a3c import Args, SharedRMSprop, Worker, main
 from agents.networks import build_network, mlp, nature_cnn
 from agents.weights import load_weights
+from benchmarks.training_speed import step_by_step_loss
 from tests.conftest import interrupt_when
 
 
@@ -81,16 +82,7 @@ def test_the_batched_rollout_loss_has_the_gradient_of_its_steps_one_by_one() -> 
     worker.loss(observations, actions, returns).backward()
     batched = {k: p.grad.clone() for k, p in worker.local.named_parameters()}
     worker.local.zero_grad()
-    for t in range(7):  # the graph built step by step, as the rollout is played
-        logits, value = worker.local.logits_and_value(observations[t : t + 1])
-        policy = torch.distributions.Categorical(logits=logits)
-        advantage = returns[t] - value
-        loss = (
-            -(policy.log_prob(actions[t : t + 1]) * advantage.detach())
-            + args.value_coef * advantage.pow(2)
-            - args.entropy_coef * policy.entropy()
-        )
-        loss.sum().backward()
+    step_by_step_loss(worker, observations, actions, returns).backward()  # what the benchmark times
     for k, p in worker.local.named_parameters():
         assert torch.allclose(batched[k], p.grad, rtol=1e-4, atol=1e-6), k
     assert any(g.abs().sum() > 0 for g in batched.values())
