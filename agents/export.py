@@ -4,7 +4,10 @@
 
 Copies the weights and the learning curve, writes `meta.json` from the run record, then runs
 `rlattack eval --agent NAME --attack none` on whole games and stores that command's summary
-(and the command itself) as the victim's clean score. No score is written any other way.
+(and the command itself) as the victim's clean score. An actor-critic victim (A3C, TRPO, A2C,
+PPO) is also played with `--act sample`, as it played in training, for `clean_score_sampled`.
+No score is written any other way. `--score-only` measures a bundled victim's scores again
+without touching its weights.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Args:
     """envs the clean evaluation runs in parallel"""
     note: str = ""
     """shown by `rlattack zoo`, e.g. why a victim is weaker than its bar"""
+    score_only: bool = False
+    """keep the bundled weights and metadata (`--run-dir` is not read), measure the scores again"""
 
 
 def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
@@ -69,37 +74,35 @@ def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
     return meta
 
 
-def main(args: Args) -> None:
-    target = ZOO / args.name
-    meta = bundle(args.run_dir, target, args.note)
+def clean_score(name: str, episodes: int, envs: int, act: str) -> dict[str, Any]:
+    """Run `rlattack eval --attack none` on the victim; its summary and the command itself."""
+    command = ["rlattack", "eval", "--agent", name, "--attack", "none", "--episodes", str(episodes)]
+    command += ["--envs", str(envs), "--seed", "0", "--device", "cpu"]
+    if act != "greedy":
+        command += ["--act", act]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "clean.json"
-        command = [
-            "rlattack",
-            "eval",
-            "--agent",
-            args.name,
-            "--attack",
-            "none",
-            "--episodes",
-            str(args.episodes),
-            "--envs",
-            str(args.envs),
-            "--seed",
-            "0",
-            "--device",
-            "cpu",
-        ]
         subprocess.run([*command, "--json", str(out), "--no-progress"], check=True, stdout=sys.stderr)
         summary = json.loads(out.read_text())["summary"]
-    meta["clean_score"] = {
+    return {
         "return_mean": summary["return_mean"],
         "return_std": summary["return_std"],
         "episodes": summary["episodes"],
         "command": " ".join(command),
     }
+
+
+def main(args: Args) -> None:
+    target = ZOO / args.name
+    if args.score_only:
+        meta = json.loads((target / "meta.json").read_text())
+    else:
+        meta = bundle(args.run_dir, target, args.note)
+    meta["clean_score"] = clean_score(args.name, args.episodes, args.envs, "greedy")
+    if meta["algorithm"] not in ("dqn", "qrdqn"):
+        meta["clean_score_sampled"] = clean_score(args.name, args.episodes, args.envs, "sample")
     write_json(target / "meta.json", meta)
-    print(json.dumps(meta["clean_score"]))
+    print(json.dumps({k: meta.get(k) for k in ("clean_score", "clean_score_sampled")}))
 
 
 if __name__ == "__main__":

@@ -6,19 +6,41 @@ older ones stay as they were seen (perturbed or not) until they leave the stack.
 
 Black-box transfer: with a `source`, the attack (and a timed schedule) works on the source's
 gradients and logits only, and the policy that acts is shown what was crafted there.
+
+Acting: the agent takes its greedy action, or (`act="sample"`) samples one from the softmax of its
+logits, as A3C, TRPO, A2C and PPO agents do while they train. Greedy play of such an agent can be
+far worse than its sampled play, and deterministic in a deterministic game. Sampling uses the
+Gumbel-max trick, argmax(logits + G) with G drawn once per env and step, and the same G picks
+the action on the clean and on the attacked observation: an action counts as changed only when
+the perturbation changed it, never because two independent draws differ.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from rlattack.attacks.base import Attack
+from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 from rlattack.schedules import EveryStep, Schedule
+
+Act = Literal["greedy", "sample"]
+ACTS: tuple[str, ...] = ("greedy", "sample")
+
+
+def check_act(policy: Policy, act: str) -> None:
+    """Refuse an unknown way to act, and sampling from Q-values (they are no distribution over actions)."""
+    if act not in ACTS:
+        raise UserInputError(f"act must be one of {', '.join(ACTS)}, got {act!r}")
+    if act == "sample" and policy.outputs == "q-values":
+        raise UserInputError(
+            f"{policy.name} outputs Q-values, not a distribution to sample actions from: play it greedily"
+        )
 
 
 @dataclass
@@ -30,7 +52,7 @@ class Step:
     action: np.ndarray
     """(K,) the action the agent takes"""
     clean_action: np.ndarray
-    """(K,) the action it would take on the clean observation"""
+    """(K,) the action it would take on the clean observation (sampled: with the same draw)"""
     attacked: np.ndarray
     """(K,) bool: whether an attack ran on this env's observation"""
     target: np.ndarray
@@ -46,7 +68,8 @@ class Step:
 class Attacker:
     """Applies `attack` under `schedule` to batches of uint8 observations; one attack call per step.
 
-    `policy` acts; the attack is crafted on `source` when one is given (transfer), else on `policy`.
+    `policy` acts (greedily, or sampling with draws seeded by `seed`); the attack is crafted on
+    `source` when one is given (transfer), else on `policy`.
     """
 
     def __init__(
@@ -56,7 +79,10 @@ class Attacker:
         schedule: Schedule | None = None,
         num_envs: int = 1,
         source: Policy | None = None,
+        act: Act = "greedy",
+        seed: int = 0,
     ) -> None:
+        check_act(policy, act)
         self.policy = policy
         self.source = source
         self.crafter = policy if source is None else source
@@ -64,6 +90,21 @@ class Attacker:
         self.schedule = schedule or EveryStep()
         self.frame_surface = attack is not None and attack.surface == "frame"
         self.seen = torch.zeros(num_envs, *policy.obs_shape, device=policy.device)
+        self.draws: torch.Generator | None = None
+        if act == "sample":
+            self.draws = torch.Generator(device=policy.device).manual_seed(seed)
+
+    def _gumbel(self, k: int) -> Tensor | None:
+        """(k, n_actions) Gumbel noise for this step's draws, None for greedy play."""
+        if self.draws is None:
+            return None
+        shape = (k, self.policy.n_actions)
+        u = torch.rand(shape, generator=self.draws, device=self.policy.device)
+        return -torch.log(-torch.log(u.clamp(1e-20, 1.0)))
+
+    @staticmethod
+    def _choose(logits: Tensor, gumbel: Tensor | None) -> Tensor:
+        return logits.argmax(dim=1) if gumbel is None else (logits + gumbel).argmax(dim=1)
 
     def observe(self, obs: np.ndarray, new_game: np.ndarray, steps: np.ndarray, envs: np.ndarray) -> Step:
         """Decide what envs `envs` (indices) see and do, given their clean uint8 observations.
@@ -90,15 +131,17 @@ class Attacker:
         source_success = torch.zeros(k, dtype=torch.bool, device=device)
         norms = torch.zeros(3, k, device=device)
         hit = torch.as_tensor(attacked, device=device)
+        gumbel = self._gumbel(k)
         if attacked.any():
             result = self.attack(self.crafter, seen[hit])
-            if self.source is None:
+            if self.source is None and gumbel is None:
                 action[hit] = result.adv_action
                 clean_action[hit] = result.clean_action
             else:
+                g = None if gumbel is None else gumbel[hit]
                 with torch.no_grad():
-                    clean_action[hit] = self.policy(seen[hit]).argmax(dim=1)
-                    action[hit] = self.policy(result.adv).argmax(dim=1)
+                    clean_action[hit] = self._choose(self.policy(seen[hit]), g)
+                    action[hit] = self._choose(self.policy(result.adv), g)
             seen[hit] = result.adv
             source_success[hit] = result.success
             norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)
@@ -110,7 +153,8 @@ class Attacker:
                     logits = self.policy(seen[~hit])
             else:
                 logits = logits[~hit]
-            action[~hit] = clean_action[~hit] = logits.argmax(dim=1)
+            g = None if gumbel is None else gumbel[~hit]
+            action[~hit] = clean_action[~hit] = self._choose(logits, g)
         if self.frame_surface:
             self.seen[envs_t] = seen
         linf, l2, l0 = norms.cpu().numpy()

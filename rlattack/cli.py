@@ -58,6 +58,9 @@ StepSize = Annotated[float | None, typer.Option(help="PGD step size (default 2.5
 Theta = Annotated[float, typer.Option(help="JSMA change per feature on the [0, 1] scale (< 0 darkens)")]
 Gamma = Annotated[float, typer.Option(help="JSMA largest fraction of features changed")]
 Progress = Annotated[bool, typer.Option(help="show a progress bar")]
+ActOpt = Annotated[
+    str, typer.Option(help="greedy, or sample: draw the agent's actions from its policy (actor-critic)")
+]
 SkipMissing = Annotated[
     bool, typer.Option(help="leave out zoo names that are not bundled yet, instead of refusing them")
 ]
@@ -95,26 +98,39 @@ def _setting(
     return " ".join([what] + [x for x in (target and f"->{target}", schedule != "every" and schedule) if x])
 
 
+def _acted(act: str) -> str:
+    """Titles name sampled actions; greedy ones are the convention."""
+    return ", actions sampled" if act == "sample" else ""
+
+
 @app.command()
 def zoo() -> None:
-    """List the bundled victims and their clean scores measured by `rlattack eval`."""
+    """List the bundled victims and their clean scores measured by `rlattack eval`: greedy (the
+    convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
     from rich.table import Table
 
     from agents.zoo import victims
 
     table = Table(title="rlattack zoo")
-    for column in ("name", "game", "algorithm", "training frames", "wall time", "clean score", "bar", "note"):
+    columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")
+    for column in (*columns, "note"):
         table.add_column(column)
+
+    def shown(s: dict[str, Any] | None, missing: str) -> str:
+        if s is None:
+            return missing
+        return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
+
     for v in victims():
-        s = v.clean_score
-        shown = "not measured"
-        if s:
-            shown = f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
+        sampled = shown(v.clean_score_sampled, "greedy only" if v.algorithm == "dqn" else "not measured")
         seconds = v.meta.get("wall_seconds")
         wall = "?" if seconds is None else f"{seconds / 3600:.1f} h"
         met = {True: "met", False: "[bold red]below[/]", None: "?"}[v.meets_bar]
         bar = "" if v.bar is None else f"{v.bar:g}: {met}"
-        table.add_row(v.name, v.game, v.algorithm, f"{v.frames:,}", wall, shown, bar, v.meta.get("note", ""))
+        clean = shown(v.clean_score, "not measured")
+        table.add_row(
+            v.name, v.game, v.algorithm, f"{v.frames:,}", wall, clean, sampled, bar, v.meta.get("note", "")
+        )
     print_table(table)
 
 
@@ -137,6 +153,7 @@ def eval_(
     step_size: StepSize = None,
     theta: Theta = 1.0,
     gamma: Gamma = 0.1,
+    act: ActOpt = "greedy",
     json_path: Annotated[Path | None, typer.Option("--json", help="write summary and games here")] = None,
     progress: Progress = True,
 ) -> None:
@@ -158,9 +175,9 @@ def eval_(
     if envs < 1:
         raise UserInputError(f"--envs must be >= 1, got {envs}")
     policy, game = _policy_and_game(agent, game, device)
-    result = evaluate(policy, game, built, when, episodes, envs, seed, progress)
+    result = evaluate(policy, game, built, when, episodes, envs, seed, progress, act=act)  # type: ignore[arg-type]
     label = _setting(attack, norm, eps, schedule, target, theta, gamma)
-    print_table(summary_table([(label, result.summary)], title=f"{agent} on {game}"))
+    print_table(summary_table([(label, result.summary)], title=f"{agent} on {game}{_acted(act)}"))
     if json_path is not None:
         config: dict[str, Any] = {
             "agent": agent,
@@ -178,6 +195,7 @@ def eval_(
             "gamma": gamma,
             "envs": envs,
             "seed": seed,
+            "act": act,
             "device": str(policy.device),
         }
         write_json(json_path, {"config": config, **result.to_dict()})
@@ -196,6 +214,7 @@ def compare(
     game: Game = None,
     surface: SurfaceOpt = "stack",
     quantize: Quantize = False,
+    act: ActOpt = "greedy",
     out: Annotated[Path, typer.Option(help="folder for compare.json and compare.png")] = Path("demo"),
     progress: Progress = True,
 ) -> None:
@@ -207,13 +226,14 @@ def compare(
     policy, game = _policy_and_game(agent, game, device)
     rows = []
     for label, built in attacks:
-        result = evaluate(policy, game, built, None, episodes, envs, seed, progress)
+        result = evaluate(policy, game, built, None, episodes, envs, seed, progress, act=act)  # type: ignore[arg-type]
         rows.append((label, result.summary))
         print(f"{label}: {result.summary['return_mean']:.2f}", file=sys.stderr)
-    print_table(summary_table(rows, title=f"{agent} on {game}, {episodes} games each"))
+    print_table(summary_table(rows, title=f"{agent} on {game}{_acted(act)}, {episodes} games each"))
     table = [{"setting": label, "summary": summary} for label, summary in rows]
-    write_json(out / "compare.json", {"agent": agent, "game": game, "rows": table})
-    plot_comparison(rows, out / "compare.png", title=f"{agent} on {game}: clean vs {attack} L{norm}")
+    write_json(out / "compare.json", {"agent": agent, "game": game, "act": act, "rows": table})
+    title = f"{agent} on {game}{_acted(act)}: clean vs {attack} L{norm}"
+    plot_comparison(rows, out / "compare.png", title=title)
     print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
 
 

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
+from rlattack.attacker import check_act
 from rlattack.attacks import Attack, build_attack
 from rlattack.envs import make_vector_env, rom_id
 from rlattack.errors import UserInputError
@@ -101,6 +102,9 @@ class GridConfig(BaseModel):
     envs: int = Field(default=10, ge=1, description="envs per cell (K); games are split across them")
     surface: Literal["stack", "frame"] = "stack"
     quantize: bool = False
+    act: Literal["greedy", "sample"] = Field(
+        default="greedy", description="the agent's actions: greedy, or sampled from its policy"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(default=1, ge=1, description="torch CPU threads per cell")
 
@@ -119,12 +123,15 @@ class GridConfig(BaseModel):
         return value
 
     def identity(self) -> dict[str, Any]:
-        """What the grid computes (not how it runs): equal identities give the same cells."""
-        return self.model_dump(mode="json", exclude=EXECUTION_FIELDS)
+        """What the grid computes (not how it runs): equal identities give the same cells.
+        Greedy actions, the default, are left out, as before `act` existed."""
+        left_out = EXECUTION_FIELDS | ({"act"} if self.act == "greedy" else set())
+        return self.model_dump(mode="json", exclude=left_out)
 
 
 class Cell(BaseModel):
-    """One evaluation of a grid; its id is a hash of these fields."""
+    """One evaluation of a grid; its id is a hash of these fields, leaving out those at their
+    default (fields added later, such as `act`, keep the ids of earlier cells)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -140,15 +147,16 @@ class Cell(BaseModel):
     envs: int
     surface: str
     quantize: bool
+    act: str = "greedy"
 
     @property
     def id(self) -> str:
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def label(self) -> str:
-        seed = f" seed={self.seed}"
+        seed = f" seed={self.seed}" + ("" if self.act == "greedy" else f" act={self.act}")
         if self.attack == "none":
             return f"{self.agent} {self.game} clean{seed}"
         options = "".join(f" {k}={v}" for k, v in self.options.items())
@@ -197,7 +205,7 @@ def expand(grid: GridConfig) -> list[Cell]:
         for game in grid.games or [_zoo_game(agent)]:
             for seed, spec in itertools.product(grid.seeds, grid.attacks):
                 common = dict(game=rom_id(game), agent=agent, seed=seed, episodes=grid.episodes)
-                common |= dict(envs=grid.envs, surface=grid.surface, quantize=grid.quantize)
+                common |= dict(envs=grid.envs, surface=grid.surface, quantize=grid.quantize, act=grid.act)
                 if spec.name == "none":
                     cell = Cell(attack="none", options={}, norm=None, eps=0.0, schedule="every", **common)
                     cells.setdefault(cell.id, cell)
@@ -241,7 +249,8 @@ def build_cell_attack(cell: Cell) -> Attack | None:
 
 
 def check_cells(cells: list[Cell]) -> None:
-    """Fail before the first cell runs: attacks must build, agents must fit their games."""
+    """Fail before the first cell runs: attacks must build, agents must fit their games and
+    how they act."""
     for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
         build_cell_attack(cell)
     actions = {}
@@ -249,8 +258,10 @@ def check_cells(cells: list[Cell]) -> None:
         env = make_vector_env(game, 1)
         actions[game] = (int(env.single_action_space.n), env.single_observation_space.shape)
         env.close()
-    for agent, game in sorted({(c.agent, c.game) for c in cells}):
-        _policy(agent, "cpu").check_fits(*actions[game], game)
+    for agent, game, act in sorted({(c.agent, c.game, c.act) for c in cells}):
+        policy = _policy(agent, "cpu")
+        policy.check_fits(*actions[game], game)
+        check_act(policy, act)
 
 
 @lru_cache(maxsize=8)
@@ -289,9 +300,8 @@ def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) 
                 )
         attack = build_cell_attack(cell)
         schedule = parse_schedule(cell.schedule, cell.seed)
-        result = evaluate(
-            policy, cell.game, attack, schedule, cell.episodes, cell.envs, cell.seed, progress=False
-        )
+        games = (cell.episodes, cell.envs, cell.seed)
+        result = evaluate(policy, cell.game, attack, schedule, *games, progress=False, act=cell.act)
     return {
         "id": cell.id,
         "cell": cell.model_dump(mode="json"),

@@ -69,10 +69,11 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
         cell, summary = r["cell"], r["summary"]
         options = "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
         line = cell["attack"] + options + ("" if cell["schedule"] == "every" else f" {cell['schedule']}")
+        sampled = cell.get("act", "greedy") == "sample"  # its own panel, beside its own clean score
         rows.append(
             {
                 "game": cell["game"],
-                "agent": cell["agent"],
+                "agent": cell["agent"] + (" (sampled)" if sampled else ""),
                 "attack": cell["attack"],
                 "line": line,
                 "norm": cell["norm"],

@@ -13,7 +13,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ from torch import Tensor, nn
 
 from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
+
+Outputs = Literal["logits", "q-values", "unknown"]
+"""What a network's outputs are: action logits (actor-critic), Q-values (DQN, QR-DQN's quantile
+mean) or not known (a TorchScript file). Only logits define a distribution to sample actions from."""
 
 
 class Policy(nn.Module):
@@ -37,6 +41,7 @@ class Policy(nn.Module):
         obs_shape: tuple[int, ...] = OBS_SHAPE,
         input_scale: float = 255.0,
         name: str = "torch",
+        outputs: Outputs = "logits",
     ) -> None:
         super().__init__()
         self.net = net.eval()
@@ -46,6 +51,7 @@ class Policy(nn.Module):
         self.obs_shape = tuple(obs_shape)
         self.input_scale = input_scale
         self.name = name
+        self.outputs = outputs
 
     @property
     def device(self) -> torch.device:
@@ -184,6 +190,7 @@ def from_sb3_policy(algorithm: str, policy: nn.Module, name: str) -> Policy:
         obs_shape=tuple(policy.observation_space.shape),
         input_scale=255.0,
         name=name,
+        outputs="q-values" if algorithm in ("dqn", "qrdqn") else "logits",
     )
 
 
@@ -200,7 +207,7 @@ def load_torchscript(path: str | Path, device: str = "cpu") -> Policy:
         raise UserInputError(f"cannot load TorchScript module {path}: {e}") from None
     if out.ndim != 2:
         raise UserInputError(f"{path} returns shape {tuple(out.shape)}, expected (N, actions)")
-    return Policy(net, n_actions=out.shape[1], name=f"torch:{path.name}")
+    return Policy(net, n_actions=out.shape[1], name=f"torch:{path.name}", outputs="unknown")
 
 
 def weights_digest(policy: Policy) -> str:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from rlattack.attacker import Attacker
+from rlattack.attacker import Act, Attacker
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
@@ -88,12 +88,14 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     source: Policy | None = None,
+    act: Act = "greedy",
 ) -> Evaluation:
     """Play `episodes` whole games of `game` over `envs` envs with `attack` on what the agent sees.
 
     With a `source`, the attack is crafted on it and shown to `policy` (black-box transfer);
     `action_change_rate` is then the transfer rate and `source_success_rate` the attack's
-    white-box success on the source at the same steps.
+    white-box success on the source at the same steps. `act="sample"` samples the agent's
+    actions from its policy (draws seeded by `seed`) instead of taking the greedy one.
     """
     if episodes < 1:
         raise UserInputError(f"need at least one episode, got {episodes}")
@@ -103,7 +105,7 @@ def evaluate(
         for p in (policy, source):
             if p is not None:
                 p.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
-        attacker = Attacker(policy, attack, schedule, envs, source)
+        attacker = Attacker(policy, attack, schedule, envs, source, act, seed)
         return _play(env, attacker, split_episodes(episodes, envs), seed, progress)
     finally:
         env.close()

@@ -16,6 +16,7 @@ def test_a_bundled_victim_loads_fits_its_game_and_plays(v: Victim) -> None:
     env = make_vector_env(v.game, 2)
     try:
         assert int(env.single_action_space.n) == v.n_actions == policy.n_actions
+        assert policy.outputs == ("q-values" if v.algorithm == "dqn" else "logits")
         policy.check_fits(v.n_actions, env.single_observation_space.shape, v.game)
         obs, _ = env.reset(seed=0)
         seen = set()
@@ -35,6 +36,12 @@ def test_a_bundled_victims_score_was_measured_by_eval_and_a_shortfall_is_explain
     meta, score = v.meta, v.clean_score
     assert score is not None and score["episodes"] >= 10
     assert score["command"].startswith(f"rlattack eval --agent {v.name} --attack none --episodes ")
+    sampled = v.clean_score_sampled
+    if v.algorithm == "dqn":
+        assert sampled is None  # Q-values are no distribution to sample from
+    else:  # an actor-critic victim is also scored as it played in training
+        assert sampled is not None and sampled["episodes"] >= 10
+        assert sampled["command"] == score["command"] + " --act sample"
     assert meta["frames"] == 4 * meta["timesteps"] and meta["wall_seconds"] > 0 and meta["hardware"]
     assert meta["command"].startswith(f"python -m agents.{v.algorithm} --game {v.game} ")
     if v.meets_bar is False:
@@ -44,7 +51,7 @@ def test_a_bundled_victims_score_was_measured_by_eval_and_a_shortfall_is_explain
 def test_the_bar_is_inclusive_and_only_for_the_papers_games() -> None:
     def with_score(game: str, score: float | None) -> Victim:
         clean = None if score is None else {"return_mean": score, "return_std": 0.0, "episodes": 10}
-        return Victim("x", game, "dqn", 18, 4, clean, {})
+        return Victim("x", game, "dqn", 18, 4, clean, None, {})
 
     assert with_score("seaquest", 499.9).meets_bar is False
     assert with_score("seaquest", 500.0).meets_bar is True

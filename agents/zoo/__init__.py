@@ -41,6 +41,9 @@ class Victim:
     n_actions: int
     frames: int
     clean_score: dict[str, Any] | None
+    """greedy play, the convention, and what the bar is judged on"""
+    clean_score_sampled: dict[str, Any] | None
+    """actions sampled from the policy, as an actor-critic victim played in training"""
     meta: dict[str, Any] = field(repr=False)
 
     @property
@@ -72,6 +75,7 @@ def victims() -> list[Victim]:
                 n_actions=int(meta["n_actions"]),
                 frames=int(meta["frames"]),
                 clean_score=meta.get("clean_score"),
+                clean_score_sampled=meta.get("clean_score_sampled"),
                 meta=meta,
             )
         )

@@ -1,0 +1,126 @@
+"""Sampled play: actions drawn from the policy, one draw shared by the clean and attacked action."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlattack.attacker import Attacker
+from rlattack.attacks import FGSM
+from rlattack.errors import UserInputError
+from rlattack.experiments import Cell, GridConfig, check_cells, expand
+from rlattack.policies import Policy, load_sb3
+from rlattack.runner import evaluate
+from tests.conftest import SMALL_SHAPE, tiny_net
+
+RESULTS = Path(__file__).parents[1] / "experiments" / "huang2017" / "results"
+
+
+class FixedLogits(nn.Module):
+    """The same logits for every observation."""
+
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1)
+
+
+def observe(attacker: Attacker, obs: np.ndarray):
+    k = len(obs)
+    return attacker.observe(obs, np.ones(k, dtype=bool), np.zeros(k, dtype=int), np.arange(k))
+
+
+def frames(k: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (k, *SMALL_SHAPE), dtype=np.uint8)
+
+
+def test_sampled_actions_follow_the_softmax_and_greedy_ones_the_argmax() -> None:
+    logits = [0.0, 1.0, 2.0]
+    policy = Policy(FixedLogits(logits), 3, SMALL_SHAPE, input_scale=1.0)
+    obs = frames(20_000)
+    sampled = observe(Attacker(policy, None, num_envs=len(obs), act="sample"), obs).action
+    share = np.bincount(sampled, minlength=3) / len(obs)
+    # 20,000 draws: the standard error of each share is under 0.004
+    assert share == pytest.approx(torch.softmax(torch.tensor(logits), 0).numpy(), abs=0.015)
+    greedy = observe(Attacker(policy, None, num_envs=len(obs)), obs).action
+    assert (greedy == 2).all()
+
+
+def test_the_clean_action_under_attack_is_the_one_taken_unattacked() -> None:
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    obs = frames(500)
+    unattacked = observe(Attacker(policy, None, num_envs=500, act="sample", seed=4), obs)
+    attacked = observe(Attacker(policy, FGSM(0.3), num_envs=500, act="sample", seed=4), obs)
+    greedy = observe(Attacker(policy, None, num_envs=500), obs)
+    assert (unattacked.action != greedy.action).any()  # the draws matter ...
+    assert (attacked.clean_action == unattacked.action).all()  # ... and are the same draws
+    assert (attacked.action != attacked.clean_action).any()  # the attack changes some actions
+    nothing = observe(Attacker(policy, FGSM(0.0), num_envs=500, act="sample", seed=4), obs)
+    assert (nothing.action == nothing.clean_action).all()  # no perturbation, no change counted
+
+
+def test_sampled_play_is_seeded() -> None:
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    obs = frames(200)
+
+    def actions(seed: int) -> list[list[int]]:
+        attacker = Attacker(policy, None, num_envs=200, act="sample", seed=seed)
+        return [observe(attacker, obs).action.tolist() for _ in range(3)]
+
+    first = actions(0)
+    assert first == actions(0) and first != actions(1)
+    assert first[0] != first[1]  # a new draw each step
+
+
+def test_q_values_are_not_sampled(sb3_models) -> None:
+    assert load_sb3(sb3_models["dqn"]).outputs == load_sb3(sb3_models["qrdqn"]).outputs == "q-values"
+    assert load_sb3(sb3_models["a2c"]).outputs == load_sb3(sb3_models["trpo"]).outputs == "logits"
+    dqn = load_sb3(sb3_models["dqn"])
+    with pytest.raises(UserInputError, match="Q-values"):
+        evaluate(dqn, "pong", None, episodes=1, progress=False, act="sample")
+    with pytest.raises(UserInputError, match="act must be one of greedy, sample"):
+        Attacker(load_sb3(sb3_models["a2c"]), None, act="random")
+
+
+def test_greedy_cells_keep_the_ids_they_had_before_act_existed() -> None:
+    record = json.loads(next((RESULTS / "cells").glob("*.json")).read_text())
+    assert "act" not in record["cell"]
+    cell = Cell(**record["cell"])
+    assert cell.act == "greedy" and cell.id == record["id"]
+    assert Cell(**record["cell"], act="sample").id != cell.id
+
+
+def test_a_sampled_grid_has_its_own_cells(sb3_models) -> None:
+    grid = GridConfig(agents=["pong-a3c"], attacks=["none", "fgsm"], eps=[0.001])
+    sampled = grid.model_copy(update={"act": "sample"})
+    assert "act" not in grid.identity() and sampled.identity()["act"] == "sample"
+    greedy_ids = {c.id for c in expand(grid)}
+    sampled_cells = expand(sampled)
+    assert {c.act for c in sampled_cells} == {"sample"} and not greedy_ids & {c.id for c in sampled_cells}
+    assert all(c.label.endswith("act=sample") for c in sampled_cells)
+    dqn = GridConfig(agents=[f"sb3:{sb3_models['dqn']}"], games=["pong"], attacks=["none"], act="sample")
+    with pytest.raises(UserInputError, match="Q-values"):
+        check_cells(expand(dqn))
+
+
+def test_a_sampled_grid_runs_and_reports_beside_its_own_clean_score(tmp_path, tiny_atari_agent) -> None:
+    from rlattack.experiments import run_grid
+    from rlattack.grid_report import _games_table
+    from rlattack.store import ResultStore
+    from tests.test_experiments import write_config
+
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
+    run_grid(config, tmp_path / "out", progress=False)
+    write_config(config, tiny_atari_agent, attacks=["none"], episodes=1, envs=1, act="sample")
+    run = run_grid(config, tmp_path / "out", extend=True, progress=False)
+    assert (run.computed, run.skipped) == (1, 0)
+    records = ResultStore(tmp_path / "out").records()
+    assert sorted(r["cell"].get("act", "greedy") for r in records) == ["greedy", "sample"]
+    assert sorted(_games_table(records).agent) == [tiny_atari_agent, f"{tiny_atari_agent} (sampled)"]
