@@ -23,17 +23,18 @@ from typing import Any
 
 import tyro
 
-from agents.zoo import ZOO
+from agents.zoo import ZOO, victim
 from rlattack.envs import make_vector_env
+from rlattack.errors import UserInputError
 from rlattack.files import write_json
 
 
 @dataclass
 class Args:
-    run_dir: Path
-    """training run folder with weights.safetensors and run.json"""
     name: str
     """zoo name of the victim, e.g. pong-dqn"""
+    run_dir: Path | None = None
+    """training run folder with weights.safetensors and run.json (not with `--score-only`)"""
     episodes: int = 10
     """whole games for the clean score"""
     envs: int = 5
@@ -95,7 +96,9 @@ def clean_score(name: str, episodes: int, envs: int, act: str) -> dict[str, Any]
 def main(args: Args) -> None:
     target = ZOO / args.name
     if args.score_only:
-        meta = json.loads((target / "meta.json").read_text())
+        meta = dict(victim(args.name).meta)  # an unknown name is refused with the known ones
+    elif args.run_dir is None:
+        raise UserInputError("--run-dir is needed to bundle a run (or --score-only to re-measure a victim)")
     else:
         meta = bundle(args.run_dir, target, args.note)
     meta["clean_score"] = clean_score(args.name, args.episodes, args.envs, "greedy")
@@ -106,4 +109,8 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    try:
+        main(tyro.cli(Args))
+    except UserInputError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        sys.exit(2)
