@@ -18,7 +18,7 @@ the perturbation changed it, never because two independent draws differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from rlattack.policies import Policy
 from rlattack.schedules import EveryStep, Schedule
 
 Act = Literal["greedy", "sample"]
-ACTS: tuple[str, ...] = ("greedy", "sample")
+ACTS: tuple[str, ...] = get_args(Act)
 
 
 def check_act(policy: Policy, act: str) -> None:

@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from rlattack.attacker import check_act
+from rlattack.attacker import Act, check_act
 from rlattack.attacks import Attack, build_attack
 from rlattack.envs import make_vector_env, rom_id
 from rlattack.errors import UserInputError
@@ -102,9 +102,7 @@ class GridConfig(BaseModel):
     envs: int = Field(default=10, ge=1, description="envs per cell (K); games are split across them")
     surface: Literal["stack", "frame"] = "stack"
     quantize: bool = False
-    act: Literal["greedy", "sample"] = Field(
-        default="greedy", description="the agent's actions: greedy, or sampled from its policy"
-    )
+    act: Act = Field(default="greedy", description="the agent's actions: greedy, or sampled from its policy")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(default=1, ge=1, description="torch CPU threads per cell")
 
