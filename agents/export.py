@@ -27,6 +27,7 @@ from agents.zoo import ZOO, victim
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
+from rlattack.policies import Q_VALUE_ALGORITHMS
 
 
 @dataclass
@@ -40,7 +41,8 @@ class Args:
     envs: int = 5
     """envs the clean evaluation runs in parallel"""
     note: str = ""
-    """shown by `rlattack zoo`, e.g. why a victim is weaker than its bar"""
+    """shown by `rlattack zoo`, e.g. why a victim is weaker than its bar (`--score-only`: kept
+    unless given)"""
     score_only: bool = False
     """keep the bundled weights and metadata (`--run-dir` is not read), measure the scores again"""
 
@@ -96,13 +98,16 @@ def clean_score(name: str, episodes: int, envs: int, act: str) -> dict[str, Any]
 def main(args: Args) -> None:
     target = ZOO / args.name
     if args.score_only:
+        if args.run_dir is not None:
+            raise UserInputError("--score-only keeps the bundled weights: leave out --run-dir")
         meta = dict(victim(args.name).meta)  # an unknown name is refused with the known ones
+        meta["note"] = args.note or meta.get("note", "")
     elif args.run_dir is None:
         raise UserInputError("--run-dir is needed to bundle a run (or --score-only to re-measure a victim)")
     else:
         meta = bundle(args.run_dir, target, args.note)
     meta["clean_score"] = clean_score(args.name, args.episodes, args.envs, "greedy")
-    if meta["algorithm"] not in ("dqn", "qrdqn"):
+    if meta["algorithm"] not in Q_VALUE_ALGORITHMS:
         meta["clean_score_sampled"] = clean_score(args.name, args.episodes, args.envs, "sample")
     write_json(target / "meta.json", meta)
     print(json.dumps({k: meta.get(k) for k in ("clean_score", "clean_score_sampled")}))

@@ -33,6 +33,12 @@ Act = Literal["greedy", "sample"]
 ACTS: tuple[str, ...] = get_args(Act)
 
 
+def draw_seed(seed: int) -> int:
+    """The action draws' own stream, from `seed` but apart from the attacks' (PGD's random start,
+    noise, random targets seed CPU generators with `seed` itself)."""
+    return int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0])
+
+
 def check_act(policy: Policy, act: str) -> None:
     """Refuse an unknown way to act, and sampling from Q-values (they are no distribution over actions)."""
     if act not in ACTS:
@@ -91,16 +97,15 @@ class Attacker:
         self.frame_surface = attack is not None and attack.surface == "frame"
         self.seen = torch.zeros(num_envs, *policy.obs_shape, device=policy.device)
         self.draws: torch.Generator | None = None
-        if act == "sample":
-            self.draws = torch.Generator(device=policy.device).manual_seed(seed)
+        if act == "sample":  # on the CPU: the same draws on every device
+            self.draws = torch.Generator().manual_seed(draw_seed(seed))
 
     def _gumbel(self, k: int) -> Tensor | None:
         """(k, n_actions) Gumbel noise for this step's draws, None for greedy play."""
         if self.draws is None:
             return None
-        shape = (k, self.policy.n_actions)
-        u = torch.rand(shape, generator=self.draws, device=self.policy.device)
-        return -torch.log(-torch.log(u.clamp(1e-20, 1.0)))
+        u = torch.rand((k, self.policy.n_actions), generator=self.draws, dtype=torch.float64)
+        return (-torch.log(-torch.log(u.clamp_min(1e-300)))).to(self.policy.device)
 
     @staticmethod
     def _choose(logits: Tensor, gumbel: Tensor | None) -> Tensor:

@@ -13,7 +13,7 @@ from rlattack.attacks import ATTACKS, build_attack
 from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write, write_json
-from rlattack.policies import Policy, load_policy, resolve_device
+from rlattack.policies import Q_VALUE_ALGORITHMS, Policy, load_policy, resolve_device
 from rlattack.report import percent, plot_comparison, print_table, summary_table
 from rlattack.runner import evaluate
 from rlattack.schedules import parse_schedule
@@ -46,7 +46,7 @@ NormOpt = Annotated[str, typer.Option(help="inf, 2 or 1")]
 Episodes = Annotated[int, typer.Option(help="whole games to play")]
 Envs = Annotated[int, typer.Option(help="envs played in parallel; games are split across them")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
-Seed = Annotated[int, typer.Option(help="seed of the envs and of random attacks")]
+Seed = Annotated[int, typer.Option(help="seed of the envs, of random attacks and of sampled actions")]
 SurfaceOpt = Annotated[str, typer.Option(help="stack (whole observation) or frame (newest frame)")]
 Quantize = Annotated[bool, typer.Option(help="round attacked frames to uint8 gray levels")]
 ScheduleOpt = Annotated[str, typer.Option(help="every, every:N, prob:P or timed:BETA (Lin et al.)")]
@@ -122,7 +122,8 @@ def zoo() -> None:
         return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
 
     for v in victims():
-        sampled = shown(v.clean_score_sampled, "greedy only" if v.algorithm == "dqn" else "not measured")
+        q_values = v.algorithm in Q_VALUE_ALGORITHMS
+        sampled = shown(v.clean_score_sampled, "greedy only" if q_values else "not measured")
         seconds = v.meta.get("wall_seconds")
         wall = "?" if seconds is None else f"{seconds / 3600:.1f} h"
         met = {True: "met", False: "[bold red]below[/]", None: "?"}[v.meets_bar]
@@ -469,6 +470,7 @@ def transfer(
         "transfer"
     ),
     skip_missing: SkipMissing = False,
+    act: ActOpt = "greedy",
     progress: Progress = True,
 ) -> None:
     """Craft on each --source, show it to each --victim: return, transfer rate, source success."""
@@ -524,9 +526,20 @@ def transfer(
         )
 
     records = transfer_matrix(
-        source, victim, load, setting, out, episodes, envs, seed, clean, progress, announce
+        source,
+        victim,
+        load,
+        setting,
+        out,
+        episodes,
+        envs,
+        seed,
+        clean,
+        progress,
+        announce,
+        act=act,  # type: ignore[arg-type]
     )
-    table = Table(title=f"{attack} L{norm} eps={eps:g} on {game}, {episodes} games per pair")
+    table = Table(title=f"{attack} L{norm} eps={eps:g} on {game}{_acted(act)}, {episodes} games per pair")
     for column in ("source", "victim", "clean", "attacked", "transfer rate", "source success", "target hit"):
         table.add_column(column, justify="left" if column in ("source", "victim") else "right")
     for r in records:

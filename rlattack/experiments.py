@@ -403,7 +403,10 @@ def _record_run(
     """Keep the config and code version with the results; refuse a different grid unless asked."""
     info = store.run_info() or {"grid": grid.identity(), "created": now(), "runs": [], "earlier_grids": []}
     if info["grid"] != grid.identity():
-        changed = sorted(k for k in grid.identity() if info["grid"].get(k) != grid.identity()[k])
+        now_grid = grid.identity()
+        changed = sorted(
+            k for k in info["grid"].keys() | now_grid.keys() if info["grid"].get(k) != now_grid.get(k)
+        )
         if not extend:
             raise UserInputError(
                 f"{store.root} holds results of a different grid (changed: {', '.join(changed)}); "

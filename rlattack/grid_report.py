@@ -69,11 +69,10 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
         cell, summary = r["cell"], r["summary"]
         options = "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
         line = cell["attack"] + options + ("" if cell["schedule"] == "every" else f" {cell['schedule']}")
-        sampled = cell.get("act", "greedy") == "sample"  # its own panel, beside its own clean score
         rows.append(
             {
                 "game": cell["game"],
-                "agent": cell["agent"] + (" (sampled)" if sampled else ""),
+                "agent": _agent(cell),  # sampled play: panels of its own, beside its own clean score
                 "attack": cell["attack"],
                 "line": line,
                 "norm": cell["norm"],
@@ -84,6 +83,12 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _agent(cell: dict) -> str:
+    """The agent as tables and panels name it: sampled actions are marked (greedy is the default,
+    and records from before `act` existed have no `act`)."""
+    return cell["agent"] + (" (sampled)" if cell.get("act", "greedy") == "sample" else "")
 
 
 def _plot_vs_eps(rows: pd.DataFrame, metric: str, path: Path, game: str) -> bool:
@@ -142,6 +147,7 @@ def transfer_figures(records: list[TransferRecord], out: Path) -> list[Path]:
     groups: dict[str, list[TransferRecord]] = {}
     for r in records:
         rule = f"_to-{r.target_rule}" if r.target_rule else ""
+        rule += "_sampled" if r.act == "sample" else ""  # its own matrix: a pair may be in both
         groups.setdefault(safe_name(f"{r.game}_{r.attack}_L{r.norm}_eps{r.eps:g}{rule}"), []).append(r)
     written = []
     for key, rows in groups.items():
@@ -183,6 +189,7 @@ def _plot_transfer(records: list[TransferRecord], metric: str, path: Path) -> No
     fig.colorbar(image, ax=ax, label=label)
     r = records[0]
     rule = f", target rule {r.target_rule}" if r.target_rule else ""
+    rule += ", targets' actions sampled" if r.act == "sample" else ""
     ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={r.eps:g} transfer{rule}")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
@@ -205,13 +212,15 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
     ]
 
     for r in sorted(
-        records, key=lambda r: (r.game, r.attack, r.norm, r.eps, r.target_rule or "", r.source, r.target)
+        records,
+        key=lambda r: (r.game, r.attack, r.norm, r.eps, r.target_rule or "", r.act, r.source, r.target),
     ):
+        target = r.target + (" (sampled)" if r.act == "sample" else "")
         clean = "n/a" if r.clean_return is None else f"{r.clean_return:.2f}"
         lines.append(
             f"| {r.game} | {r.attack} | {NORM_NAMES.get(r.norm, r.norm)} | {r.eps:g} "
             f"| {r.target_rule or '-'} "
-            f"| {r.source} | {r.target} | {r.episodes} | {clean} | {r.return_mean:.2f} ± {r.return_std:.2f} "
+            f"| {r.source} | {target} | {r.episodes} | {clean} | {r.return_mean:.2f} ± {r.return_std:.2f} "
             f"| {percent(r.action_change_rate, 'n/a')} | {percent(r.source_success_rate, 'n/a')} "
             f"| {percent(r.target_rate, 'n/a')} |"
         )
@@ -258,7 +267,7 @@ def _cells_table(records: list[dict]) -> list[str]:
         options = "".join(f" {k}={v}" for k, v in sorted(c["options"].items()))
         norm = "" if c["attack"] == "none" else NORM_NAMES[c["norm"]]
         lines.append(
-            f"| {c['game']} | {c['agent']} | {c['attack']}{options} | {norm} "
+            f"| {c['game']} | {_agent(c)} | {c['attack']}{options} | {norm} "
             f"| {c['eps']:g} | {c['schedule']} | {c['seed']} | {s['episodes']} | {mean:.2f} "
             f"| {s['return_std']:.2f} | {ci} | {s['action_change_rate']:.1%} |"
         )
@@ -270,7 +279,7 @@ def _order(record: dict) -> tuple:
     norm = NORM_ORDER.index(c["norm"]) if c["norm"] in NORM_ORDER else -1
     return (
         c["game"],
-        c["agent"],
+        _agent(c),
         c["attack"] != "none",
         c["attack"],
         norm,

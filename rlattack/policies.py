@@ -117,6 +117,10 @@ class _ActorLogits(nn.Module):
         return p.action_net(p.mlp_extractor.forward_actor(features))
 
 
+Q_VALUE_ALGORITHMS = ("dqn", "qrdqn")
+"""Algorithms whose networks output Q-values (no distribution to sample actions from)."""
+
+
 def _sb3_head(algorithm: str, policy: nn.Module) -> nn.Module:
     if algorithm == "dqn":
         return _QValues(policy)
@@ -190,7 +194,7 @@ def from_sb3_policy(algorithm: str, policy: nn.Module, name: str) -> Policy:
         obs_shape=tuple(policy.observation_space.shape),
         input_scale=255.0,
         name=name,
-        outputs="q-values" if algorithm in ("dqn", "qrdqn") else "logits",
+        outputs="q-values" if algorithm in Q_VALUE_ALGORITHMS else "logits",
     )
 
 

@@ -83,13 +83,19 @@ class TransferRecord(BaseModel):
     """the target's mean return without attack, same games"""
     linf_mean: float | None = None
     setting: dict[str, Any] = {}
-    """everything else the result depends on: schedule, surface, attack options, games, seed"""
+    """everything else the result depends on: schedule, surface, attack options, games, seed, and
+    `act` where the target sampled its actions"""
     weights: dict[str, str] = {}
     """`weights_digest` of the source and the target it was measured with"""
 
     @property
     def key(self) -> str:
         return transfer_key(self.model_dump(include=set(TRANSFER_IDENTITY)))
+
+    @property
+    def act(self) -> str:
+        """How the target chose its actions: greedy (the default) or sample."""
+        return self.setting.get("act", "greedy")
 
 
 TRANSFER_IDENTITY = ("game", "attack", "norm", "eps", "source", "target", "target_rule", "setting")
@@ -206,7 +212,7 @@ class ResultStore:
         """One row per finished cell: its parameters, its summary, where and with what code it ran."""
         rows = []
         for r in self.records():
-            cell = {k: r["cell"][k] for k in CELL_COLUMNS}
+            cell = {k: r["cell"][k] for k in CELL_COLUMNS} | {"act": r["cell"].get("act", "greedy")}
             cell["options"] = json.dumps(cell["options"], sort_keys=True)
             code = r.get("code", {})
             rows.append(

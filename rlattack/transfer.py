@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlattack.attacker import Act, check_act
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
@@ -63,10 +64,12 @@ def transfer_matrix(
     clean: bool = True,
     progress: bool = True,
     announce: Callable[[TransferRecord], None] | None = None,
+    act: Act = "greedy",
 ) -> list[TransferRecord]:
     """Every (source, target) pair not yet in `out`, then all pairs' records in matrix order.
 
     With `clean`, each target also plays the same games unattacked, once, for the reference return.
+    `act="sample"`: the targets sample their actions (clean and attacked games alike).
     """
     if not sources or not targets:
         raise UserInputError("name at least one --source and one --victim")
@@ -76,6 +79,8 @@ def transfer_matrix(
     s = setting
     common = {"game": s.game, "attack": s.attack, "norm": s.norm, "eps": s.eps, "target_rule": s.target_rule}
     common["setting"] = s.options | {"episodes": episodes, "envs": envs, "seed": seed}
+    if act != "greedy":  # greedy, the default, stays out: records from before `act` keep their keys
+        common["setting"]["act"] = act
 
     def key(source: str, target: str) -> str:
         return transfer_key(common | {"source": source, "target": target})
@@ -86,6 +91,8 @@ def transfer_matrix(
         for agent in [*sources, *targets]:
             policy = load(agent)
             policy.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+            if agent in targets:
+                check_act(policy, act)
             digests[agent] = weights_digest(policy)
     finally:
         env.close()
@@ -105,7 +112,7 @@ def transfer_matrix(
             clean_return = None
             if todo and clean:
                 clean_return = evaluate(
-                    load(target), s.game, None, None, episodes, envs, seed, progress
+                    load(target), s.game, None, None, episodes, envs, seed, progress, act=act
                 ).summary["return_mean"]
             for source in todo:
                 summary = evaluate(
@@ -118,6 +125,7 @@ def transfer_matrix(
                     seed,
                     progress,
                     load(source),
+                    act,
                 ).summary
                 record = TransferRecord(
                     **common,

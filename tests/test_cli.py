@@ -82,12 +82,19 @@ def test_zoo_lists(monkeypatch, capsys) -> None:
         (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--norm", "3"], "unknown norm"),
         (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "deepfool"], "unknown attack"),
         (["--agent", "sb3:{dqn}", "--game", "pong", "--envs", "0"], "--envs must be"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--act", "sample"], "outputs Q-values"),
+        (["--agent", "sb3:{a2c}", "--game", "pong", "--act", "softmax"], "act must be one of greedy, sample"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(monkeypatch, sb3_models, tmp_path, capsys, args, message):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"\x00" * 10)
-    paths = {"dqn": sb3_models["dqn"], "junk": junk, "missing": tmp_path / "missing.zip"}
+    paths = {
+        "dqn": sb3_models["dqn"],
+        "a2c": sb3_models["a2c"],
+        "junk": junk,
+        "missing": tmp_path / "missing.zip",
+    }
     out = tmp_path / "never.json"
     args = [a.format(**paths) for a in args]
     assert run(monkeypatch, "eval", *args, "--episodes", "1", "--json", str(out), "--no-progress") == 2

@@ -16,6 +16,7 @@ from rlattack.errors import UserInputError
 from rlattack.experiments import Cell, GridConfig, check_cells, expand
 from rlattack.policies import Policy, load_sb3
 from rlattack.runner import evaluate
+from rlattack.schedules import EveryN
 from tests.conftest import SMALL_SHAPE, tiny_net
 
 RESULTS = Path(__file__).parents[1] / "experiments" / "huang2017" / "results"
@@ -66,6 +67,32 @@ def test_the_clean_action_under_attack_is_the_one_taken_unattacked() -> None:
     assert (nothing.action == nothing.clean_action).all()  # no perturbation, no change counted
 
 
+def test_only_attacked_envs_change_and_each_keeps_its_draw() -> None:
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    obs, k = frames(400), 400
+    steps = np.arange(k) % 2  # EveryN(2) attacks the envs at step 0: every other one
+
+    def step(attack):
+        attacker = Attacker(policy, attack, EveryN(2), num_envs=k, act="sample", seed=2)
+        return attacker.observe(obs, np.zeros(k, dtype=bool), steps, np.arange(k))
+
+    unattacked, attacked = step(None), step(FGSM(0.3))
+    assert attacked.attacked.tolist() == (steps == 0).tolist()
+    assert (attacked.clean_action == unattacked.action).all()
+    assert (attacked.action[~attacked.attacked] == unattacked.action[~attacked.attacked]).all()
+    assert (attacked.action[attacked.attacked] != unattacked.action[attacked.attacked]).any()
+
+
+def test_transferred_attacks_keep_the_targets_draws() -> None:
+    target = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    source = Policy(tiny_net(seed=5), 3, SMALL_SHAPE, input_scale=1.0)
+    obs = frames(300)
+    alone = observe(Attacker(target, None, num_envs=300, act="sample", seed=1), obs)
+    shown = observe(Attacker(target, FGSM(0.3), num_envs=300, source=source, act="sample", seed=1), obs)
+    assert (shown.clean_action == alone.action).all()
+    assert (shown.action != shown.clean_action).any()
+
+
 def test_sampled_play_is_seeded() -> None:
     policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
     obs = frames(200)
@@ -90,11 +117,12 @@ def test_q_values_are_not_sampled(sb3_models) -> None:
 
 
 def test_greedy_cells_keep_the_ids_they_had_before_act_existed() -> None:
-    record = json.loads(next((RESULTS / "cells").glob("*.json")).read_text())
-    assert "act" not in record["cell"]
-    cell = Cell(**record["cell"])
-    assert cell.act == "greedy" and cell.id == record["id"]
-    assert Cell(**record["cell"], act="sample").id != cell.id
+    records = [json.loads(path.read_text()) for path in (RESULTS / "cells").glob("*.json")]
+    assert any("act" not in r["cell"] for r in records)  # committed before `act` existed
+    for r in records:
+        assert Cell(**r["cell"]).id == r["id"]
+    cell = Cell(**records[0]["cell"])
+    assert cell.act == "greedy" and cell.model_copy(update={"act": "sample"}).id != cell.id
 
 
 def test_a_sampled_grid_has_its_own_cells(sb3_models) -> None:
@@ -119,8 +147,34 @@ def test_a_sampled_grid_runs_and_reports_beside_its_own_clean_score(tmp_path, ti
     config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
     run_grid(config, tmp_path / "out", progress=False)
     write_config(config, tiny_atari_agent, attacks=["none"], episodes=1, envs=1, act="sample")
+    with pytest.raises(UserInputError, match=r"\(changed: act\)"):
+        run_grid(config, tmp_path / "out", progress=False)
     run = run_grid(config, tmp_path / "out", extend=True, progress=False)
     assert (run.computed, run.skipped) == (1, 0)
+    write_config(config, tiny_atari_agent, attacks=["none"], episodes=1, envs=1)  # and back
+    with pytest.raises(UserInputError, match=r"\(changed: act\)"):
+        run_grid(config, tmp_path / "out", progress=False)
     records = ResultStore(tmp_path / "out").records()
     assert sorted(r["cell"].get("act", "greedy") for r in records) == ["greedy", "sample"]
     assert sorted(_games_table(records).agent) == [tiny_atari_agent, f"{tiny_atari_agent} (sampled)"]
+
+
+def test_eval_and_transfer_sample_from_the_command_line(
+    monkeypatch, tmp_path, tiny_atari_agent, capsys
+) -> None:
+    from rlattack.store import ResultStore
+    from tests.test_cli import run as cli
+
+    out = tmp_path / "eval.json"
+    args = ["--agent", tiny_atari_agent, "--game", "pong", "--episodes", "1", "--no-progress"]
+    assert cli(monkeypatch, "eval", *args, "--act", "sample", "--json", str(out)) == 0
+    assert json.loads(out.read_text())["config"]["act"] == "sample"
+    assert "actions sampled" in capsys.readouterr().out
+    pair = ["--source", tiny_atari_agent, "--victim", tiny_atari_agent, "--game", "pong", "--eps", "0.01"]
+    pair += ["--episodes", "1", "--envs", "1", "--no-progress", "--out", str(tmp_path / "t")]
+    assert cli(monkeypatch, "transfer", *pair) == 0
+    assert cli(monkeypatch, "transfer", *pair, "--act", "sample") == 0
+    records = ResultStore(tmp_path / "t").transfer_records()
+    assert sorted(r.act for r in records) == ["greedy", "sample"] and len({r.key for r in records}) == 2
+    assert "act" not in next(r for r in records if r.act == "greedy").setting  # greedy keys as before
+    assert "(sampled)" in (tmp_path / "t" / "transfer.md").read_text()

@@ -6,6 +6,7 @@ import pytest
 
 from agents.zoo import Victim, load_victim, victims
 from rlattack.envs import make_vector_env
+from rlattack.policies import Q_VALUE_ALGORITHMS
 
 BUNDLED = victims()
 
@@ -16,7 +17,7 @@ def test_a_bundled_victim_loads_fits_its_game_and_plays(v: Victim) -> None:
     env = make_vector_env(v.game, 2)
     try:
         assert int(env.single_action_space.n) == v.n_actions == policy.n_actions
-        assert policy.outputs == ("q-values" if v.algorithm == "dqn" else "logits")
+        assert policy.outputs == ("q-values" if v.algorithm in Q_VALUE_ALGORITHMS else "logits")
         policy.check_fits(v.n_actions, env.single_observation_space.shape, v.game)
         obs, _ = env.reset(seed=0)
         seen = set()
@@ -37,7 +38,7 @@ def test_a_bundled_victims_score_was_measured_by_eval_and_a_shortfall_is_explain
     assert score is not None and score["episodes"] >= 10
     assert score["command"].startswith(f"rlattack eval --agent {v.name} --attack none --episodes ")
     sampled = v.clean_score_sampled
-    if v.algorithm == "dqn":
+    if v.algorithm in Q_VALUE_ALGORITHMS:
         assert sampled is None  # Q-values are no distribution to sample from
     else:  # an actor-critic victim is also scored as it played in training
         assert sampled is not None and sampled["episodes"] >= 10
