@@ -133,3 +133,21 @@ def test_pgd_jsma_and_timed_attacks_run_from_the_command_line(monkeypatch, sb3_m
     summary = json.loads(out.read_text())["summary"]
     assert summary["episodes"] == 1 and summary["attacked_fraction"] < 1
     assert (summary["target_rate"] is None) == (attack[1] == "pgd" or summary["attacked_steps"] == 0)
+
+
+def test_compare_writes_its_table_and_plot(monkeypatch, tiny_atari_agent, tmp_path, capsys) -> None:
+    args = ["--agent", tiny_atari_agent, "--game", "pong", "--eps", "0.002", "--eps", "0.02"]
+    args += ["--episodes", "1", "--envs", "1", "--act", "sample", "--out", str(tmp_path), "--no-progress"]
+    assert run(monkeypatch, "compare", *args) == 0
+    payload = json.loads((tmp_path / "compare.json").read_text())
+    assert payload["act"] == "sample"
+    assert [row["setting"] for row in payload["rows"]] == [
+        "clean",
+        "fgsm Linf eps=0.002",
+        "fgsm Linf eps=0.02",
+    ]
+    assert (
+        payload["rows"][0]["summary"]["attacked_steps"] == 0 < payload["rows"][2]["summary"]["attacked_steps"]
+    )
+    assert (tmp_path / "compare.png").stat().st_size > 0
+    assert "actions sampled" in capsys.readouterr().out
