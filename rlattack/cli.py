@@ -104,13 +104,23 @@ def _acted(act: str) -> str:
 
 
 @app.command()
-def zoo() -> None:
+def zoo(
+    curves: Annotated[
+        Path | None,
+        typer.Option(help="also draw every victim's learning curve beside its bar into this .png/.pdf/.svg"),
+    ] = None,
+    window: Annotated[int, typer.Option(help="training games averaged per point of a curve")] = 50,
+) -> None:
     """List the bundled victims and their clean scores measured by `rlattack eval`: greedy (the
     convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
     from rich.table import Table
 
     from agents.zoo import victims
 
+    if curves is not None:  # first: bad input fails before anything is printed
+        from agents.curves import write_curves
+
+        write_curves(victims(), curves, window)
     table = Table(title="rlattack zoo")
     columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")
     for column in (*columns, "note"):
@@ -133,6 +143,8 @@ def zoo() -> None:
             v.name, v.game, v.algorithm, f"{v.frames:,}", wall, clean, sampled, bar, v.meta.get("note", "")
         )
     print_table(table)
+    if curves is not None:
+        print(f"wrote {curves}")
 
 
 @app.command("eval")

@@ -27,8 +27,11 @@ from rlattack.policies import Policy, from_sb3_policy, sb3_class
 ZOO = Path(__file__).parent
 
 BARS = {"pong": 18.0, "space_invaders": 500.0, "seaquest": 500.0, "chopper_command": 1500.0}
-"""The clean score a victim of each game is trained for (random play: -20.7, 148, 68 and 811).
-A victim below its bar is shipped only with a note saying why (compute ran out, say)."""
+"""The clean score a victim of each game is trained for. A victim below its bar is shipped only
+with a note saying why (compute ran out, say)."""
+
+RANDOM_PLAY = {"pong": -20.7, "space_invaders": 148.0, "seaquest": 68.4, "chopper_command": 811.0}
+"""The score of uniformly random actions (Mnih et al. 2015), the floor a learning curve starts at."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""Learning curves of the bundled victims, one panel per game, beside the bar they are trained for.
+
+A victim below its bar ships with the frames spent and its learning curve: this figure shows both
+at a glance, and whether the curve was still rising when training stopped. A line is the mean
+score of the last `window` training games (A3C and TRPO sample their actions in training, DQN
+explores with epsilon); a point is the clean greedy score measured by `rlattack eval`, the score
+the bar is judged on, at the victim's training frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from agents.zoo import BARS, RANDOM_PLAY, Victim
+from rlattack.errors import UserInputError
+from rlattack.files import atomic_write
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after choosing the file-only backend
+from matplotlib.figure import Figure
+
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def training_curve(curve: pd.DataFrame, window: int) -> pd.DataFrame:
+    """`frames` and `score`, the mean of the last `window` games (fewer at the start)."""
+    return pd.DataFrame(
+        {"frames": curve["frames"], "score": curve["score"].rolling(window, min_periods=1).mean()}
+    )
+
+
+def curves_figure(victims: list[Victim], window: int = 50) -> Figure:
+    """One panel per game among `victims`; victims without a `curve.csv` get only their point."""
+    if window < 1:
+        raise UserInputError(f"the window must be at least one game, got {window}")
+    games = [g for g in BARS if any(v.game == g for v in victims)]
+    games += sorted({v.game for v in victims} - set(games))
+    if not games:
+        raise UserInputError("no bundled victims to draw")
+    cols = min(2, len(games))
+    rows = -(-len(games) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(games) :]:
+        ax.remove()
+    for ax, game in zip(axes.flat, games, strict=False):
+        for v in (v for v in victims if v.game == game):
+            path = v.path / "curve.csv"
+            color = None
+            if path.exists():
+                line = training_curve(pd.read_csv(path), window)
+                (drawn,) = ax.plot(line["frames"] / 1e6, line["score"], lw=1.2, label=v.name)
+                color = drawn.get_color()
+            if v.clean_score is not None:
+                ax.errorbar(
+                    v.frames / 1e6,
+                    v.clean_score["return_mean"],
+                    yerr=v.clean_score["return_std"],
+                    fmt="o",
+                    color=color,
+                    capsize=3,
+                    label=None if color else f"{v.name} (no curve)",
+                )
+        if game in BARS:
+            ax.axhline(BARS[game], ls="--", color="black", lw=1, label=f"bar {BARS[game]:g}")
+        if game in RANDOM_PLAY:
+            ax.axhline(RANDOM_PLAY[game], ls=":", color="gray", lw=1, label="random play")
+        ax.set_title(game)
+        ax.set_xlabel("training frames (millions)")
+        ax.set_ylabel(f"score (training: mean of last {window} games)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Bundled victims: learning curves (lines) and clean greedy score (points, ± std)")
+    fig.tight_layout()
+    return fig
+
+
+def write_curves(victims: list[Victim], path: Path, window: int = 50) -> Path:
+    """Draw `curves_figure` into `path` (.png, .pdf or .svg), written whole or not at all."""
+    if path.suffix.lower() not in FORMATS:
+        raise UserInputError(f"{path}: the figure is written as {', '.join(FORMATS)}; got {path.suffix!r}")
+    fig = curves_figure(victims, window)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=110))
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,84 @@
+"""The zoo's learning-curve figure: rolling means, a panel per game, the bar, and clear refusals."""
+
+from __future__ import annotations
+
+import sys
+
+import pandas as pd
+import pytest
+
+import agents.zoo
+from agents.curves import curves_figure, training_curve
+from agents.zoo import BARS, RANDOM_PLAY, Victim
+from rlattack.cli import main
+from rlattack.errors import UserInputError
+
+
+def fake_victim(name: str, game: str, frames: int, score: float, scores: list[float] | None, zoo) -> Victim:
+    """A victim folder in `zoo` with a `curve.csv` of `scores` spread evenly over `frames`."""
+    (zoo / name).mkdir(parents=True)
+    if scores is not None:
+        played = [frames * (i + 1) // len(scores) for i in range(len(scores))]
+        curve = {"timesteps": [f // 4 for f in played], "frames": played, "score": scores, "length": 100}
+        pd.DataFrame(curve).to_csv(zoo / name / "curve.csv", index=False)
+    clean = {"return_mean": score, "return_std": 1.0, "episodes": 10, "command": "rlattack eval"}
+    return Victim(name, game, "a3c", 6, frames, clean, None, meta={})
+
+
+def test_a_point_of_the_curve_is_the_mean_of_the_last_window_games() -> None:
+    curve = pd.DataFrame({"frames": [4, 8, 12, 16], "score": [0.0, 10.0, 20.0, 30.0]})
+    line = training_curve(curve, window=2)
+    assert line["frames"].tolist() == [4, 8, 12, 16]
+    assert line["score"].tolist() == [0.0, 5.0, 15.0, 25.0]
+
+
+def test_one_panel_per_game_with_each_victims_curve_its_score_and_the_bar(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(agents.zoo, "ZOO", tmp_path)
+    victims = [
+        fake_victim("seaquest-a3c", "seaquest", 4000, 260.0, [100.0, 300.0, 500.0, 700.0], tmp_path),
+        fake_victim("seaquest-trpo", "seaquest", 2000, 174.0, None, tmp_path),
+        fake_victim("pong-a3c", "pong", 8000, 19.0, [-21.0, 21.0], tmp_path),
+    ]
+    fig = curves_figure(victims, window=2)
+    pong, seaquest = fig.axes
+    assert (pong.get_title(), seaquest.get_title()) == ("pong", "seaquest")  # the order of BARS
+    lines = {line.get_label(): line for line in seaquest.get_lines()}
+    assert lines["seaquest-a3c"].get_ydata().tolist() == [100.0, 200.0, 400.0, 600.0]
+    assert lines["seaquest-a3c"].get_xdata().tolist() == [0.001, 0.002, 0.003, 0.004]  # millions
+    assert set(lines[f"bar {BARS['seaquest']:g}"].get_ydata()) == {BARS["seaquest"]}
+    assert set(lines["random play"].get_ydata()) == {RANDOM_PLAY["seaquest"]}
+    legend = [t.get_text() for t in seaquest.get_legend().get_texts()]
+    assert "seaquest-trpo (no curve)" in legend and "pong-a3c" not in legend
+    points = [line for line in seaquest.get_lines() if line.get_marker() == "o"]
+    assert sorted((p.get_xdata()[0], p.get_ydata()[0]) for p in points) == [(0.002, 174.0), (0.004, 260.0)]
+    with pytest.raises(UserInputError, match="at least one game"):
+        curves_figure(victims, window=0)
+
+
+def test_zoo_draws_the_curves_of_the_bundled_victims(tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "figs" / "curves.png"
+    monkeypatch.setattr(sys, "argv", ["rlattack", "zoo", "--curves", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert (exit_info.value.code or 0) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--curves", "{tmp}/c.jpg"], "is written as .png, .pdf, .svg"),
+        (["--curves", "{tmp}/c.png", "--window", "0"], "at least one game"),
+    ],
+)
+def test_zoo_refuses_a_bad_figure_before_printing_anything(
+    tmp_path, monkeypatch, capsys, args, message
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["rlattack", "zoo", *(a.format(tmp=tmp_path) for a in args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
+    assert list(tmp_path.iterdir()) == []
