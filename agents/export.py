@@ -7,7 +7,7 @@ Copies the weights and the learning curve, writes `meta.json` from the run recor
 (and the command itself) as the victim's clean score. An actor-critic victim (A3C, TRPO, A2C,
 PPO) is also played with `--act sample`, as it played in training, for `clean_score_sampled`.
 No score is written any other way. `--score-only` measures a bundled victim's scores again
-without touching its weights.
+without touching its weights. Either way `agents/zoo/curves.png` is drawn again.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Any
 
 import tyro
 
-from agents.zoo import ZOO, victim
+from agents.curves import write_curves
+from agents.zoo import ZOO, victim, victims
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
@@ -111,6 +112,7 @@ def main(args: Args) -> None:
         meta["clean_score_sampled"] = clean_score(args.name, args.episodes, args.envs, "sample")
     write_json(target / "meta.json", meta)
     print(json.dumps({k: meta.get(k) for k in ("clean_score", "clean_score_sampled")}))
+    print(f"wrote {write_curves(victims(), ZOO / 'curves.png')}")  # the README's figure, kept current
 
 
 if __name__ == "__main__":
