@@ -2,9 +2,11 @@
 
 Per game, one figure of mean return against eps and one of action-change rate against eps, a
 panel per (norm, agent), a line per attack (and schedule); the clean score of the same agent is
-each line's point at eps = 0. Seeds are pooled: a point is the mean of every game played at that
-setting, with its 95% confidence interval (Student t) as error bar. Transfer records, where
-present, become one heatmap per (game, attack, norm, eps).
+each line's point at eps = 0. Where one attack ran under several schedules, a figure of return
+against the share of steps attacked (Lin et al. 2017: as much damage from fewer attacked steps).
+Seeds are pooled: a point is the mean of every game played at that setting, with its 95%
+confidence interval (Student t) as error bar. Transfer records, where present, become one
+heatmap per (game, attack, norm, eps).
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def write_report(results: Path, out: Path) -> list[Path]:
                 path = out / f"{metric}_vs_eps_{game}.png"
                 if _plot_vs_eps(rows, metric, path, str(game)):
                     written.append(path)
+            path = out / f"return_vs_attacked_{game}.png"
+            if _plot_vs_attacked(rows, path, str(game)):
+                written.append(path)
     written += transfer_figures(transfers, out)
     markdown = out / "report.md"
     atomic_write(markdown, lambda p: p.write_text(_markdown(records, transfers, store, written, out)))
@@ -75,9 +80,12 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
                 "agent": _agent(cell),  # sampled play: panels of its own, beside its own clean score
                 "attack": cell["attack"],
                 "line": line,
+                "setting": cell["attack"] + options,
+                "schedule": cell["schedule"],
                 "norm": cell["norm"],
                 "eps": cell["eps"],
                 "scores": [e["score"] for e in r["episodes"]],
+                "steps": summary["steps"],
                 "attacked": summary["attacked_steps"],
                 "changes": summary["action_change_rate"] * summary["attacked_steps"],
             }
@@ -135,6 +143,54 @@ def _panel(ax: plt.Axes, panel: pd.DataFrame, clean: pd.DataFrame, metric: str) 
     ax.set_ylabel("game score (mean, 95% CI)" if metric == "return" else "action changed (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def attacked_points(rows: pd.DataFrame) -> dict[tuple[str, str], list[tuple[float, str, list[float]]]]:
+    """Per (agent, line label) of an attack run under more than one schedule: its points as
+    (percent of steps attacked, schedule, game scores), from the clean games at 0% up."""
+    attacked = rows[rows.attack != "none"]
+    found = {}
+    for (agent, setting, norm, eps), group in attacked.groupby(["agent", "setting", "norm", "eps"]):
+        if group.schedule.nunique() < 2:
+            continue
+        clean = rows[(rows.agent == agent) & (rows.attack == "none")]
+        points = [(0.0, "clean", _pooled(clean))] if not clean.empty else []
+        for schedule, at in group.groupby("schedule"):
+            points.append((100 * at.attacked.sum() / max(at.steps.sum(), 1), str(schedule), _pooled(at)))
+        found[(str(agent), f"{setting} {NORM_NAMES[norm]} eps={eps:g}")] = sorted(points, key=lambda p: p[0])
+    return found
+
+
+def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:
+    """A panel per agent, a line per attack setting, a point per schedule; False when no attack
+    ran under more than one schedule."""
+    lines = attacked_points(rows)
+    if not lines:
+        return False
+    agents = sorted({agent for agent, _ in lines})
+    fig, axes = plt.subplots(1, len(agents), figsize=(5.5 * len(agents), 4), squeeze=False)
+    for ax, agent in zip(axes[0], agents, strict=True):
+        for (owner, label), points in lines.items():
+            if owner != agent:
+                continue
+            stats_at = [mean_ci(scores) for _, _, scores in points]
+            xs = [x for x, _, _ in points]
+            ys = np.array([m for m, _, _ in stats_at])
+            ends = np.array([[lo, hi] for _, lo, hi in stats_at]).T
+            ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=label)
+            for i, (x, y, (_, schedule, _)) in enumerate(zip(xs, ys, points, strict=True)):
+                below = (4, -11) if i % 2 else (4, 5)  # neighbours apart: close shares stay legible
+                ax.annotate(schedule, (x, y), xytext=below, textcoords="offset points", fontsize=7)
+        ax.set_title(agent, fontsize=10)
+        ax.set_xlabel("steps attacked (%)")
+        ax.set_ylabel("game score (mean, 95% CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{game}: return vs share of steps attacked")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110))
+    plt.close(fig)
+    return True
 
 
 def _pooled(rows: pd.DataFrame) -> list[float]:

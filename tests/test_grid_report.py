@@ -10,7 +10,7 @@ import pytest
 
 from rlattack.cli import main
 from rlattack.experiments import Cell
-from rlattack.grid_report import mean_ci, write_report
+from rlattack.grid_report import _games_table, attacked_points, mean_ci, write_report
 from rlattack.runner import Episode, Evaluation
 from rlattack.store import ResultStore, TransferRecord
 
@@ -109,3 +109,38 @@ def test_a_directory_of_transfer_records_alone_gets_its_heatmaps(results_dir, tm
         "report.md",
     }
     assert "| a2c-agent | dqn-agent | 3 | n/a | 3.00 ± 0.00 |" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_attack_under_several_schedules_gets_return_against_steps_attacked(tmp_path) -> None:
+    store = ResultStore(tmp_path / "results")
+    base = dict(
+        game="pong",
+        agent="dqn-agent",
+        options={},
+        seed=0,
+        episodes=2,
+        envs=1,
+        surface="stack",
+        quantize=False,
+    )
+    attacked_steps = {"every": 100, "timed:0.5": 25}
+    store.save(
+        fake_record(Cell(attack="none", norm=None, eps=0.0, schedule="every", **base), [20.0, 18.0], 0)
+    )
+    for schedule, scores in (("every", [-21.0, -19.0]), ("timed:0.5", [-20.0, -18.0])):
+        cell = Cell(attack="fgsm", norm="inf", eps=0.004, schedule=schedule, **base)
+        games = [Episode(0, s, 100, attacked_steps[schedule], 10) for s in scores]
+        store.save({"id": cell.id, "cell": cell.model_dump(mode="json"), **Evaluation(games, 1.0).to_dict()})
+    points = attacked_points(_games_table(store.records()))
+    assert list(points) == [("dqn-agent", "fgsm L-inf eps=0.004")]
+    assert points["dqn-agent", "fgsm L-inf eps=0.004"] == [
+        (0.0, "clean", [20.0, 18.0]),
+        (25.0, "timed:0.5", [-20.0, -18.0]),
+        (100.0, "every", [-21.0, -19.0]),
+    ]
+    written = write_report(store.root, tmp_path / "out")
+    assert (tmp_path / "out" / "return_vs_attacked_pong.png") in written
+    assert (
+        "![return_vs_attacked_pong](return_vs_attacked_pong.png)"
+        in (tmp_path / "out" / "report.md").read_text()
+    )
