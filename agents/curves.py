@@ -9,6 +9,7 @@ the bar is judged on, at the victim's training frames.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +26,33 @@ from matplotlib.figure import Figure
 FORMATS = (".png", ".pdf", ".svg")
 
 
+def check_window(window: int) -> None:
+    if window < 1:
+        raise UserInputError(f"the window must be at least one game, got {window}")
+
+
+def read_curve(path: Path, frames: int) -> pd.DataFrame:
+    """The games of `curve.csv` that led to weights bundled at `frames`: those played later, and
+    those of a stretch abandoned by resuming from an earlier checkpoint (frames go back), are left
+    out."""
+    try:
+        with warnings.catch_warnings():  # a row longer than the header: refused, not truncated
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            curve = pd.read_csv(path, index_col=False)[["frames", "score"]].astype(float)
+        if curve.isna().any(axis=None):
+            raise ValueError("a row without frames or score")
+    except (
+        pd.errors.ParserError,
+        pd.errors.ParserWarning,
+        pd.errors.EmptyDataError,
+        KeyError,
+        ValueError,
+    ) as e:
+        raise UserInputError(f"{path}: not a learning curve with frames and score columns ({e})") from None
+    kept = curve.frames <= curve.frames[::-1].cummin()[::-1]  # no later game at fewer frames
+    return curve[kept & (curve.frames <= frames)].reset_index(drop=True)
+
+
 def training_curve(curve: pd.DataFrame, window: int) -> pd.DataFrame:
     """`frames` and `score`, the mean of the last `window` games (fewer at the start)."""
     return pd.DataFrame(
@@ -34,8 +62,7 @@ def training_curve(curve: pd.DataFrame, window: int) -> pd.DataFrame:
 
 def curves_figure(victims: list[Victim], window: int = 50) -> Figure:
     """One panel per game among `victims`; victims without a `curve.csv` get only their point."""
-    if window < 1:
-        raise UserInputError(f"the window must be at least one game, got {window}")
+    check_window(window)
     games = [g for g in BARS if any(v.game == g for v in victims)]
     games += sorted({v.game for v in victims} - set(games))
     if not games:
@@ -50,7 +77,7 @@ def curves_figure(victims: list[Victim], window: int = 50) -> Figure:
             path = v.path / "curve.csv"
             color = None
             if path.exists():
-                line = training_curve(pd.read_csv(path), window)
+                line = training_curve(read_curve(path, v.frames), window)
                 (drawn,) = ax.plot(line["frames"] / 1e6, line["score"], lw=1.2, label=v.name)
                 color = drawn.get_color()
             if v.clean_score is not None:
@@ -84,6 +111,8 @@ def write_curves(victims: list[Victim], path: Path, window: int = 50) -> Path:
     fig = curves_figure(victims, window)
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=110))
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot write the figure ({e.strerror or e})") from None
     finally:
         plt.close(fig)
     return path

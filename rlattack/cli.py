@@ -115,11 +115,11 @@ def zoo(
     convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
     from rich.table import Table
 
+    from agents.curves import check_window, write_curves
     from agents.zoo import victims
 
+    check_window(window)
     if curves is not None:  # first: bad input fails before anything is printed
-        from agents.curves import write_curves
-
         write_curves(victims(), curves, window)
     table = Table(title="rlattack zoo")
     columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")

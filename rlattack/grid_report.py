@@ -72,15 +72,16 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         cell, summary = r["cell"], r["summary"]
-        options = "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
-        line = cell["attack"] + options + ("" if cell["schedule"] == "every" else f" {cell['schedule']}")
+        setting = cell["attack"] + "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
+        setting += "" if cell.get("surface", "stack") == "stack" else f" surface={cell['surface']}"
+        setting += " quantize" if cell.get("quantize") else ""  # other perturbations: other lines
         rows.append(
             {
                 "game": cell["game"],
                 "agent": _agent(cell),  # sampled play: panels of its own, beside its own clean score
                 "attack": cell["attack"],
-                "line": line,
-                "setting": cell["attack"] + options,
+                "line": setting + ("" if cell["schedule"] == "every" else f" {cell['schedule']}"),
+                "setting": setting,
                 "schedule": cell["schedule"],
                 "norm": cell["norm"],
                 "eps": cell["eps"],
@@ -157,8 +158,16 @@ def attacked_points(rows: pd.DataFrame) -> dict[tuple[str, str], list[tuple[floa
         points = [(0.0, "clean", _pooled(clean))] if not clean.empty else []
         for schedule, at in group.groupby("schedule"):
             points.append((100 * at.attacked.sum() / max(at.steps.sum(), 1), str(schedule), _pooled(at)))
-        found[(str(agent), f"{setting} {NORM_NAMES[norm]} eps={eps:g}")] = sorted(points, key=lambda p: p[0])
+        found[(str(agent), f"{setting} {NORM_NAMES[norm]} eps={_eps(eps)}")] = sorted(
+            points, key=lambda p: p[0]
+        )
     return found
+
+
+def _eps(eps: float) -> str:
+    """Gray levels where eps is a whole number of them (1/255 reads better than 0.00392157)."""
+    levels = eps * 255
+    return f"{round(levels)}/255" if eps > 0 and abs(levels - round(levels)) < 1e-6 else f"{eps:g}"
 
 
 def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:

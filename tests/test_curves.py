@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import agents.zoo
-from agents.curves import curves_figure, training_curve
+from agents.curves import curves_figure, read_curve, training_curve
 from agents.zoo import BARS, RANDOM_PLAY, Victim
 from rlattack.cli import main
 from rlattack.errors import UserInputError
@@ -30,6 +30,27 @@ def test_a_point_of_the_curve_is_the_mean_of_the_last_window_games() -> None:
     line = training_curve(curve, window=2)
     assert line["frames"].tolist() == [4, 8, 12, 16]
     assert line["score"].tolist() == [0.0, 5.0, 15.0, 25.0]
+
+
+def test_the_curve_keeps_only_the_games_that_led_to_the_bundled_weights(tmp_path) -> None:
+    path = tmp_path / "curve.csv"
+    # frames 30 and 40 were played by a stretch that was abandoned (resumed from 20); 70 came after
+    # the weights were bundled at 60
+    frames = [10, 20, 30, 40, 25, 50, 60, 70]
+    pd.DataFrame({"timesteps": 0, "frames": frames, "score": range(8), "length": 1}).to_csv(path, index=False)
+    curve = read_curve(path, frames=60)
+    assert curve.frames.tolist() == [10, 20, 25, 50, 60]
+    assert curve.score.tolist() == [0, 1, 4, 5, 6]
+    for text in (
+        "",
+        "frames,score\n1,2,3,4\n",
+        "frames,score\n5\n",
+        "frames,score\n1,x\n",
+        "timesteps,length\n1,2\n",
+    ):
+        path.write_text(text)
+        with pytest.raises(UserInputError, match="not a learning curve"):
+            read_curve(path, frames=60)
 
 
 def test_one_panel_per_game_with_each_victims_curve_its_score_and_the_bar(tmp_path, monkeypatch) -> None:
@@ -70,15 +91,19 @@ def test_zoo_draws_the_curves_of_the_bundled_victims(tmp_path, monkeypatch, caps
     [
         (["--curves", "{tmp}/c.jpg"], "is written as .png, .pdf, .svg"),
         (["--curves", "{tmp}/c.png", "--window", "0"], "at least one game"),
+        (["--window", "0"], "at least one game"),
+        (["--curves", "{tmp}"], "is written as .png"),
+        (["--curves", "{tmp}/dir.png"], "cannot write the figure"),
     ],
 )
 def test_zoo_refuses_a_bad_figure_before_printing_anything(
     tmp_path, monkeypatch, capsys, args, message
 ) -> None:
+    (tmp_path / "dir.png").mkdir()  # a folder where the figure would go
     monkeypatch.setattr(sys, "argv", ["rlattack", "zoo", *(a.format(tmp=tmp_path) for a in args)])
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["dir.png"] and not any((tmp_path / "dir.png").iterdir())

@@ -10,7 +10,7 @@ import pytest
 
 from rlattack.cli import main
 from rlattack.experiments import Cell
-from rlattack.grid_report import _games_table, attacked_points, mean_ci, write_report
+from rlattack.grid_report import _eps, _games_table, attacked_points, mean_ci, write_report
 from rlattack.runner import Episode, Evaluation
 from rlattack.store import ResultStore, TransferRecord
 
@@ -112,35 +112,42 @@ def test_a_directory_of_transfer_records_alone_gets_its_heatmaps(results_dir, tm
 
 
 def test_an_attack_under_several_schedules_gets_return_against_steps_attacked(tmp_path) -> None:
+    """Seeds pool by steps (a long game weighs more); another surface is another line."""
     store = ResultStore(tmp_path / "results")
-    base = dict(
-        game="pong",
-        agent="dqn-agent",
-        options={},
-        seed=0,
-        episodes=2,
-        envs=1,
-        surface="stack",
-        quantize=False,
-    )
-    attacked_steps = {"every": 100, "timed:0.5": 25}
-    store.save(
-        fake_record(Cell(attack="none", norm=None, eps=0.0, schedule="every", **base), [20.0, 18.0], 0)
-    )
-    for schedule, scores in (("every", [-21.0, -19.0]), ("timed:0.5", [-20.0, -18.0])):
-        cell = Cell(attack="fgsm", norm="inf", eps=0.004, schedule=schedule, **base)
-        games = [Episode(0, s, 100, attacked_steps[schedule], 10) for s in scores]
+    base = dict(game="pong", agent="dqn-agent", options={}, episodes=1, envs=1, quantize=False)
+
+    def save(
+        attack: str, schedule: str, seed: int, surface: str, score: float, length: int, hit: int
+    ) -> None:
+        norm, eps = (None, 0.0) if attack == "none" else ("inf", 0.004)
+        cell = Cell(attack=attack, norm=norm, eps=eps, schedule=schedule, seed=seed, surface=surface, **base)
+        games = [Episode(0, score, length, hit, hit // 2)]
         store.save({"id": cell.id, "cell": cell.model_dump(mode="json"), **Evaluation(games, 1.0).to_dict()})
+
+    save("none", "every", 0, "stack", 20.0, 100, 0)
+    save("fgsm", "every", 0, "stack", -21.0, 100, 100)
+    save("fgsm", "timed:0.5", 0, "stack", -20.0, 100, 10)  # 10% of a short game
+    save("fgsm", "timed:0.5", 1, "stack", -18.0, 300, 90)  # 30% of a long one
+    save("fgsm", "every", 0, "frame", 5.0, 100, 100)  # the newest frame only
+    save("fgsm", "timed:0.5", 0, "frame", 10.0, 100, 50)
     points = attacked_points(_games_table(store.records()))
-    assert list(points) == [("dqn-agent", "fgsm L-inf eps=0.004")]
-    assert points["dqn-agent", "fgsm L-inf eps=0.004"] == [
-        (0.0, "clean", [20.0, 18.0]),
-        (25.0, "timed:0.5", [-20.0, -18.0]),
-        (100.0, "every", [-21.0, -19.0]),
-    ]
+    points = {
+        line: [(x, schedule, sorted(games)) for x, schedule, games in at] for line, at in points.items()
+    }
+    assert points == {
+        ("dqn-agent", "fgsm L-inf eps=0.004"): [
+            (0.0, "clean", [20.0]),
+            (25.0, "timed:0.5", [-20.0, -18.0]),  # (10 + 90) / (100 + 300) of the steps
+            (100.0, "every", [-21.0]),
+        ],
+        ("dqn-agent", "fgsm surface=frame L-inf eps=0.004"): [
+            (0.0, "clean", [20.0]),
+            (50.0, "timed:0.5", [10.0]),
+            (100.0, "every", [5.0]),
+        ],
+    }
+    assert (_eps(1 / 255), _eps(4 / 255), _eps(0.004)) == ("1/255", "4/255", "0.004")  # labels
     written = write_report(store.root, tmp_path / "out")
     assert (tmp_path / "out" / "return_vs_attacked_pong.png") in written
-    assert (
-        "![return_vs_attacked_pong](return_vs_attacked_pong.png)"
-        in (tmp_path / "out" / "report.md").read_text()
-    )
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "![return_vs_attacked_pong](return_vs_attacked_pong.png)" in markdown
