@@ -115,12 +115,14 @@ def zoo(
     convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
     from rich.table import Table
 
-    from agents.curves import check_window, write_curves
-    from agents.zoo import victims
+    from agents.zoo import check_window, victims
 
     check_window(window)
+    found = victims()
     if curves is not None:  # first: bad input fails before anything is printed
-        write_curves(victims(), curves, window)
+        from agents.curves import write_curves
+
+        write_curves(found, curves, window)
     table = Table(title="rlattack zoo")
     columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")
     for column in (*columns, "note"):
@@ -131,7 +133,7 @@ def zoo(
             return missing
         return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
 
-    for v in victims():
+    for v in found:
         q_values = v.algorithm in Q_VALUE_ALGORITHMS
         sampled = shown(v.clean_score_sampled, "greedy only" if q_values else "not measured")
         seconds = v.meta.get("wall_seconds")

@@ -34,6 +34,12 @@ RANDOM_PLAY = {"pong": -20.7, "space_invaders": 148.0, "seaquest": 68.4, "choppe
 """The score of uniformly random actions (Mnih et al. 2015), the floor a learning curve starts at."""
 
 
+def check_window(window: int) -> None:
+    """Training games averaged per point of a learning curve (here: no plotting import needed)."""
+    if window < 1:
+        raise UserInputError(f"the window must be at least one game, got {window}")
+
+
 @dataclass(frozen=True)
 class Victim:
     """One bundled victim as listed by `rlattack zoo`."""
