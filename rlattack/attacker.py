@@ -139,14 +139,13 @@ class Attacker:
         gumbel = self._gumbel(k)
         if attacked.any():
             result = self.attack(self.crafter, seen[hit])
-            if self.source is None and gumbel is None:
-                action[hit] = result.adv_action
-                clean_action[hit] = result.clean_action
-            else:
-                g = None if gumbel is None else gumbel[hit]
+            clean_logits, adv_logits = result.clean_logits, result.adv_logits
+            if self.source is not None:
                 with torch.no_grad():
-                    clean_action[hit] = self._choose(self.policy(seen[hit]), g)
-                    action[hit] = self._choose(self.policy(result.adv), g)
+                    clean_logits, adv_logits = self.policy(seen[hit]), self.policy(result.adv)
+            g = None if gumbel is None else gumbel[hit]
+            clean_action[hit] = self._choose(clean_logits, g)
+            action[hit] = self._choose(adv_logits, g)
             seen[hit] = result.adv
             source_success[hit] = result.success
             norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)

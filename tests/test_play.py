@@ -67,6 +67,15 @@ def test_the_clean_action_under_attack_is_the_one_taken_unattacked() -> None:
     assert (nothing.action == nothing.clean_action).all()  # no perturbation, no change counted
 
 
+def test_the_attacked_action_is_the_same_draw_on_what_the_agent_saw() -> None:
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    obs = frames(500)
+    attacked = observe(Attacker(policy, FGSM(0.3, quantize=True), num_envs=500, act="sample", seed=4), obs)
+    seen = (attacked.seen.numpy() * 255).round().astype(np.uint8)  # whole gray levels: exact
+    shown = observe(Attacker(policy, None, num_envs=500, act="sample", seed=4), seen)
+    assert (attacked.action == shown.action).all()
+
+
 def test_only_attacked_envs_change_and_each_keeps_its_draw() -> None:
     policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
     obs, k = frames(400), 400

@@ -34,10 +34,10 @@ class AttackResult:
 
     adv: Tensor
     """(N, *obs_shape) adversarial observations, floats in [0, 1] unless unbounded"""
-    clean_action: Tensor
-    """(N,) greedy action on the clean observation"""
-    adv_action: Tensor
-    """(N,) greedy action on the adversarial observation"""
+    clean_logits: Tensor
+    """(N, n_actions) the policy's logits on the clean observation"""
+    adv_logits: Tensor
+    """(N, n_actions) its logits on the adversarial one (a sampling agent draws from both)"""
     linf: Tensor
     """(N,) effective L-inf norm of adv - x"""
     l2: Tensor
@@ -48,6 +48,16 @@ class AttackResult:
     """(N,) the actions a targeted attack aimed at"""
     iterations: Tensor | None = None
     """(N,) iterations spent per sample, for iterative attacks"""
+
+    @property
+    def clean_action(self) -> Tensor:
+        """(N,) greedy action on the clean observation."""
+        return self.clean_logits.argmax(dim=1)
+
+    @property
+    def adv_action(self) -> Tensor:
+        """(N,) greedy action on the adversarial observation."""
+        return self.adv_logits.argmax(dim=1)
 
     @property
     def changed(self) -> Tensor:
@@ -210,12 +220,12 @@ class Attack(ABC):
         if self.quantize:
             adv = torch.round(adv * 255) / 255
         with torch.no_grad():
-            adv_action = policy(adv).argmax(dim=1)
+            adv_logits = policy(adv)
         change = (adv - x).flatten(1)
         return AttackResult(
             adv=adv,
-            clean_action=found.clean_logits.argmax(dim=1),
-            adv_action=adv_action,
+            clean_logits=found.clean_logits,
+            adv_logits=adv_logits,
             linf=change.abs().amax(dim=1),
             l2=change.norm(dim=1),
             l0=(change != 0).sum(dim=1).to(x.dtype),
