@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -176,10 +177,12 @@ class Checkpoint(BaseCallback):
 
 
 def continue_from_victim(network: nn.Module, victim: Path, run_dir: Path) -> int:
-    """Load a zoo victim's weights into `network` and start the run record from the victim's
-    metadata, so frames and wall time keep adding up across machines; returns its step count."""
+    """Load a zoo victim's weights into `network` and start the run record and learning curve from
+    the victim's, so frames, wall time and the curve keep adding up across machines; returns its
+    step count."""
     meta = json.loads((victim / "meta.json").read_text())
     load_weights(network, victim / "weights.safetensors")
+    shutil.copyfile(victim / "curve.csv", run_dir / "curve.csv")
     keys = ("algorithm", "game", "seed", "command", "network", "timesteps", "frames", "wall_seconds")
     record = {k: meta[k] for k in (*keys, "hardware")} | {
         "resumed_with": meta.get("resumed_with", []),

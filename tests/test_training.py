@@ -20,7 +20,7 @@ def _dqn(seed: int) -> DQN:
     return DQN("CnnPolicy", Sb3VecEnv("pong", 1, seed=0), buffer_size=10, learning_starts=100, seed=seed)
 
 
-def test_continue_from_a_victim_takes_its_weights_steps_and_record(tmp_path) -> None:
+def test_continue_from_a_victim_takes_its_weights_steps_record_and_curve(tmp_path) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()
     trained = _dqn(seed=1)
@@ -38,6 +38,8 @@ def test_continue_from_a_victim_takes_its_weights_steps_and_record(tmp_path) -> 
         "resumed_with": [],
     }
     (victim / "meta.json").write_text(json.dumps(meta))
+    curve = "timesteps,frames,score,length\n4000,16000,-20,900\n"
+    (victim / "curve.csv").write_text(curve)
     fresh = _dqn(seed=2)
     assert continue_from_victim(fresh.policy, victim, tmp_path) == 5000
     for net in (fresh.policy.q_net, fresh.policy.q_net_target):
@@ -47,6 +49,7 @@ def test_continue_from_a_victim_takes_its_weights_steps_and_record(tmp_path) -> 
             assert torch.equal(ours, theirs)
     record = json.loads((tmp_path / "run.json").read_text())
     assert record["frames"] == 20000 and record["wall_seconds"] == 60.0
+    assert (tmp_path / "curve.csv").read_text() == curve
 
 
 def test_shared_feature_extractor_is_stored_once_and_restored_under_every_name(tmp_path) -> None:
