@@ -55,7 +55,9 @@ def observations(game: str, envs: int, calls: int, seed: int) -> list[np.ndarray
     return kept
 
 
-def timed(policy: Policy, source: Policy | None, batches: list[np.ndarray], a: Args) -> tuple[float, list]:
+def timed(
+    policy: Policy, source: Policy | None, batches: list[np.ndarray], a: Args
+) -> tuple[float, list[np.ndarray]]:
     """Attacked steps per second of one pass over `batches`, and the actions taken."""
     attacker = Attacker(
         policy, FGSM(a.eps, norm="inf"), num_envs=a.envs, source=source, act="sample", seed=a.seed
@@ -75,14 +77,14 @@ def main(a: Args) -> None:
             f"{a.agent} on {a.game}, FGSM L-inf eps={a.eps}, act=sample, {a.envs} envs, "
             f"{a.threads} torch thread(s), {os.cpu_count()} CPU cores"
         )
-        rates: dict[str, list[float]] = {"a": [], "b": []}
+        rates_a, rates_b = [], []
         for _ in range(3):
             rate_a, actions_a = timed(policy, None, batches, a)
             rate_b, actions_b = timed(policy, policy, batches, a)
             assert all(np.array_equal(x, y) for x, y in zip(actions_a, actions_b, strict=True))
-            rates["a"].append(rate_a)
-            rates["b"].append(rate_b)
-        a_rate, b_rate = float(np.median(rates["a"])), float(np.median(rates["b"]))
+            rates_a.append(rate_a)
+            rates_b.append(rate_b)
+        a_rate, b_rate = float(np.median(rates_a)), float(np.median(rates_b))
         print(f"(a) draws from the attack's logits: {a_rate:.0f} attacked steps/s (median of 3)")
         print(f"(b) two more forward passes: {b_rate:.0f} attacked steps/s (median of 3); same actions")
         print(f"ratio {a_rate / b_rate:.2f}")
