@@ -83,10 +83,10 @@ def is_atari(game: str) -> bool:
     return game not in gym.registry or game.startswith("ALE/")
 
 
-def make_train_env(game: str, seed: int) -> VecEnv:
+def make_train_env(game: str, seed: int, life_loss: bool = False) -> VecEnv:
     """One env behind SB3's `VecEnv` API: it resets itself, and `info["episode"]` is the true score."""
     if is_atari(game):
-        return Sb3VecEnv(game, num_envs=1, seed=seed)
+        return Sb3VecEnv(game, num_envs=1, seed=seed, life_loss=life_loss)
     env = DummyVecEnv([lambda: Monitor(gym.make(game))])
     env.seed(seed)
     return env
@@ -159,7 +159,7 @@ class Worker:
         self.steps = steps
         self.games = games
         self.local = copy.deepcopy(shared)  # a private copy: gradients never race on shared memory
-        self.env = make_train_env(args.game, seed=1000 * args.seed + rank)
+        self.env = make_train_env(args.game, seed=1000 * args.seed + rank, life_loss=args.life_loss)
         self.obs = self.env.reset()
 
     def _value(self, obs: np.ndarray) -> float:

@@ -53,6 +53,8 @@ class RunArgs:
     """agent steps between checkpoints"""
     threads: int = 1
     """torch CPU threads per process (leave a core for the emulator on small machines)"""
+    life_loss: bool = False
+    """end the learner's episode at each lost life (Mnih et al. 2015); scores stay whole games"""
     init_from: Path | None = None
     """zoo victim folder to continue when RUN_DIR has no checkpoint: its weights, steps and record
     (optimizer statistics and any replay buffer start afresh)"""
@@ -200,7 +202,7 @@ def start_or_resume(
     there is one, else a new `CnnPolicy` model, started from the `--init-from` victim if given."""
     torch.set_num_threads(args.threads)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    env = Sb3VecEnv(args.game, num_envs=n_envs, seed=args.seed)
+    env = Sb3VecEnv(args.game, num_envs=n_envs, seed=args.seed, life_loss=args.life_loss)
     checkpoint = args.run_dir / "checkpoint.zip"
     if checkpoint.exists():
         return algorithm.load(checkpoint, env=env, device=args.device)

@@ -4,8 +4,9 @@ Frame skip 4 with max-pool over the last two frames, up to 30 no-op starts, no s
 (an option of `make_vector_env` for measurements that need games to differ), minimal action
 set, 84x84 grayscale, 4 stacked frames as uint8 `(4, 84, 84)`, FIRE on reset.
 Evaluation envs return true game scores of whole games (no reward clipping, no life-loss
-terminals, capped at 108,000 frames). Training envs clip rewards in `Sb3VecEnv` only, so their
-episode statistics are still true scores.
+terminals, capped at 108,000 frames). Training envs clip rewards (and, where a recipe asks,
+end the learner's episode at each lost life) in `Sb3VecEnv` only, so their episode statistics
+are still true scores of whole games.
 """
 
 from __future__ import annotations
@@ -115,11 +116,18 @@ class Sb3VecEnv(VecEnv):
 
     Rewards are clipped to their sign here (training only); `info["episode"]` carries the true
     score and length of each finished game, which is what SB3's logger and callbacks read.
+    `life_loss=True` reports a lost life as the end of an episode, as Mnih et al. 2015 trained:
+    dying then costs the value of what the life would have scored. The game itself goes on (the
+    next observation continues it), and only a finished game is counted in `info["episode"]`.
     """
 
-    def __init__(self, game: str, num_envs: int, seed: int, clip_rewards: bool = True) -> None:
+    def __init__(
+        self, game: str, num_envs: int, seed: int, clip_rewards: bool = True, life_loss: bool = False
+    ) -> None:
         self.env = make_vector_env(game, num_envs)
         self.clip_rewards = clip_rewards
+        self.life_loss = life_loss
+        self._lives = np.zeros(num_envs, dtype=np.int64)
         self._seed = seed
         self._returns = np.zeros(num_envs)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
@@ -128,8 +136,9 @@ class Sb3VecEnv(VecEnv):
         super().__init__(num_envs, self.env.single_observation_space, self.env.single_action_space)
 
     def reset(self) -> np.ndarray:
-        obs, _ = self.env.reset(seed=self._seed)
+        obs, info = self.env.reset(seed=self._seed)
         self._seed += self.num_envs
+        self._lives = info["lives"].copy()
         self._returns[:] = 0
         self._lengths[:] = 0
         return obs
@@ -152,6 +161,12 @@ class Sb3VecEnv(VecEnv):
             }
             self._returns[i] = 0
             self._lengths[i] = 0
+        if self.life_loss:  # after a finished game `lives` is the new game's: never a loss
+            lost = (info["lives"] < self._lives) & ~done
+            for i in np.flatnonzero(lost):
+                infos[i] = {"terminal_observation": obs[i], "TimeLimit.truncated": False}
+            done = done | lost
+        self._lives = info["lives"].copy()
         if self.clip_rewards:
             reward = np.sign(reward)
         return obs, reward.astype(np.float32), done, infos

@@ -53,3 +53,24 @@ def test_training_env_clips_rewards_but_logs_true_scores() -> None:
             assert infos[i]["episode"]["r"] <= -15 and infos[i]["terminal_observation"].shape == OBS_SHAPE
             break
     env.close()
+
+
+def test_life_loss_ends_the_learners_episode_but_not_the_game() -> None:
+    """Chopper Command has 3 lives: a random game ends the learner's episode 3 times, counts once."""
+    env = Sb3VecEnv("chopper_command", num_envs=1, seed=0, life_loss=True)
+    obs = env.reset()
+    rng = np.random.default_rng(0)
+    ends, returns = 0, 0.0
+    while True:
+        previous = obs
+        obs, reward, done, infos = env.step(rng.integers(0, 18, 1))
+        returns += reward[0]
+        if not done[0]:
+            continue
+        ends += 1
+        if "episode" in infos[0]:
+            break
+        assert np.array_equal(infos[0]["terminal_observation"], obs[0])  # the game goes on
+        assert np.array_equal(obs[0, :3], previous[0, 1:])
+    assert ends == 3 and infos[0]["episode"]["r"] >= returns > 0  # a whole game's true score
+    env.close()
