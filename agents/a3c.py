@@ -85,6 +85,8 @@ def is_atari(game: str) -> bool:
 
 def make_train_env(game: str, seed: int, life_loss: bool = False) -> VecEnv:
     """One env behind SB3's `VecEnv` API: it resets itself, and `info["episode"]` is the true score."""
+    if life_loss and not is_atari(game):
+        raise ValueError(f"--life-loss needs an Atari game, with lives: {game} has none")
     if is_atari(game):
         return Sb3VecEnv(game, num_envs=1, seed=seed, life_loss=life_loss)
     env = DummyVecEnv([lambda: Monitor(gym.make(game))])
@@ -260,7 +262,7 @@ def _drain(games: Queue, timeout: float) -> list[tuple[int, float, int]]:
 def main(args: Args) -> None:
     torch.set_num_threads(args.threads)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    probe = make_train_env(args.game, args.seed)
+    probe = make_train_env(args.game, args.seed, args.life_loss)  # a bad option fails here, not in a worker
     obs_shape, n_actions = probe.observation_space.shape, int(probe.action_space.n)
     probe.close()
     network = "nature-cnn" if is_atari(args.game) else "mlp"

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
-from agents.a3c import Args, SharedRMSprop, Worker, main
+from agents.a3c import Args, SharedRMSprop, Worker, main, make_train_env
 from agents.networks import build_network, mlp, nature_cnn
 from agents.weights import load_weights
 from benchmarks.training_speed import step_by_step_loss
@@ -148,3 +149,8 @@ def test_ctrl_c_stops_the_workers_and_saves_where_they_got_to(tmp_path) -> None:
     # no game is reported before its steps are counted.
     assert saved == record["timesteps"] >= sum(int(row["length"]) for row in curve) > 0
     assert max(int(row["timesteps"]) for row in curve) <= saved
+
+
+def test_life_loss_on_a_game_without_lives_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="--life-loss needs an Atari game"):
+        make_train_env("CartPole-v1", seed=1, life_loss=True)
