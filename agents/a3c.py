@@ -85,10 +85,10 @@ def is_atari(game: str) -> bool:
 
 def make_train_env(game: str, seed: int, life_loss: bool = False) -> VecEnv:
     """One env behind SB3's `VecEnv` API: it resets itself, and `info["episode"]` is the true score."""
-    if life_loss and not is_atari(game):
-        raise ValueError(f"--life-loss needs an Atari game, with lives: {game} has none")
     if is_atari(game):
         return Sb3VecEnv(game, num_envs=1, seed=seed, life_loss=life_loss)
+    if life_loss:
+        raise ValueError(f"--life-loss needs an Atari game, with lives: {game} has none")
     env = DummyVecEnv([lambda: Monitor(gym.make(game))])
     env.seed(seed)
     return env
