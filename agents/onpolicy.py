@@ -12,9 +12,11 @@ work as in the DQN recipe (`agents.training`); the rollout buffer simply refills
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 
@@ -54,8 +56,10 @@ class OnPolicyArgs(RunArgs):
         return values | {"policy_kwargs": self.NETWORK | self.OPTIMIZER}
 
 
-def train(algorithm: type[OnPolicyAlgorithm], args: OnPolicyArgs) -> None:
+def train(
+    algorithm: type[OnPolicyAlgorithm], args: OnPolicyArgs, callbacks: Sequence[BaseCallback] = ()
+) -> None:
     """Train (or continue) `algorithm` with `args`; the recipe module is `agents.<algorithm name>`."""
     model = start_or_resume(algorithm, args, args.n_envs, **args.hyperparameters())
     record = run_record(args.run_dir, args, algorithm.__name__.lower(), network_kwargs=args.NETWORK)
-    learn(model, args, record)
+    learn(model, args, record, callbacks)

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
@@ -212,16 +212,21 @@ def start_or_resume(
     return model
 
 
-def learn(model: BaseAlgorithm, args: Any, record: dict[str, Any]) -> None:
+def learn(
+    model: BaseAlgorithm, args: Any, record: dict[str, Any], callbacks: Sequence[BaseCallback] = ()
+) -> None:
     """Train up to `args.total_timesteps`, checkpointing every `args.checkpoint_every` steps and
-    when Ctrl-C stops the run, so a run given a time budget (`timeout -s INT`) loses nothing."""
+    when Ctrl-C stops the run, so a run given a time budget (`timeout -s INT`) loses nothing.
+    `callbacks` join the training (a recipe's additions to its algorithm)."""
     remaining = args.total_timesteps - model.num_timesteps
     if remaining <= 0:
         return
     checkpoint = Checkpoint(args.run_dir, args.checkpoint_every, record)
     previous = signal.signal(signal.SIGINT, checkpoint.stop)
     try:
-        model.learn(remaining, callback=checkpoint, reset_num_timesteps=False, progress_bar=False)
+        model.learn(
+            remaining, callback=[checkpoint, *callbacks], reset_num_timesteps=False, progress_bar=False
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
 

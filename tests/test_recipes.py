@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,13 +13,14 @@ import torch
 from safetensors.torch import load_file
 
 import agents.zoo
-from agents import a2c, a3c, ppo, trpo
+from agents import a2c, a3c, entropy, ppo, trpo
 from agents.export import bundle
 from agents.networks import nature_cnn
 from agents.onpolicy import train
 from agents.zoo import load_victim
 from rlattack.cli import main as cli
 from rlattack.envs import OBS_SHAPE
+from rlattack.errors import UserInputError
 from rlattack.policies import load_sb3
 
 X = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (4, *OBS_SHAPE)), dtype=torch.float32) / 255
@@ -86,3 +88,63 @@ def test_a3c_run_becomes_a_zoo_victim_that_rlattack_evaluates(tmp_path, monkeypa
     assert not exit_info.value.code
     summary = json.loads(out.read_text())["summary"]
     assert summary["episodes"] == 1 and -21 <= summary["return_mean"] <= 21
+
+
+def test_trpo_entropy_bonus_adds_the_policy_entropy_gradient_to_the_surrogate() -> None:
+    logits = torch.tensor([2.0, 0.5, -1.0, 0.0, 3.0, -2.0], requires_grad=True)
+    old_log_probs = torch.log_softmax(logits, 0).detach()
+    buffer = SimpleNamespace(
+        advantages=np.zeros((6, 1), np.float32), log_probs=old_log_probs.numpy()[:, None]
+    )
+    bonus = trpo.EntropyBonus(0.05)
+    bonus.model = SimpleNamespace(rollout_buffer=buffer)
+    bonus.on_rollout_end()
+    advantages = torch.as_tensor(buffer.advantages[:, 0])
+    # TRPO's surrogate, E_a~pi_old[ratio * advantage], taken exactly over the six actions.
+    log_probs = torch.log_softmax(logits, 0)
+    surrogate = (old_log_probs.exp() * (log_probs - old_log_probs).exp() * advantages).sum()
+    (surrogate_grad,) = torch.autograd.grad(surrogate, logits, retain_graph=True)
+    entropy = -(log_probs.exp() * log_probs).sum()
+    (entropy_grad,) = torch.autograd.grad(entropy, logits)
+    assert torch.allclose(surrogate_grad, 0.05 * entropy_grad, atol=1e-6)
+    assert entropy_grad.abs().sum() > 0.1  # the comparison has something to compare
+
+
+def test_trpo_recipe_applies_its_entropy_bonus_to_every_rollout(tmp_path, monkeypatch) -> None:
+    seen = []
+    apply = trpo.EntropyBonus._on_rollout_end
+
+    def spy(self) -> None:
+        buffer = self.model.rollout_buffer
+        apply(self)
+        seen.append(
+            np.allclose(
+                buffer.returns - buffer.values - buffer.advantages, 0.01 * buffer.log_probs, atol=1e-5
+            )
+        )
+
+    monkeypatch.setattr(trpo.EntropyBonus, "_on_rollout_end", spy)
+    args = trpo.Args(run_dir=tmp_path, entropy_bonus=0.01, **TINY, **RECIPES["trpo"][2])
+    assert "entropy_bonus" not in args.hyperparameters()  # sb3-contrib's TRPO has no such keyword
+    trpo.main(args)
+    assert seen == [True] * 3  # 192 steps in rollouts of 2 envs x 32 steps
+
+
+def test_entropy_spread_of_known_distributions() -> None:
+    uniform = entropy.spread(torch.zeros(3, 6))
+    assert uniform.entropy == pytest.approx(np.log(6)) == pytest.approx(uniform.uniform)
+    assert uniform.top_probability == pytest.approx(1 / 6) and uniform.near_deterministic == 0.0
+    logits = torch.tensor([[10.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # one near-certain state
+    mixed = entropy.spread(logits)
+    certain = torch.softmax(logits[0], 0)
+    assert mixed.entropy == pytest.approx((-(certain * certain.log()).sum().item() + np.log(4)) / 2)
+    assert mixed.near_deterministic == 0.5 and mixed.uniform == pytest.approx(np.log(4))
+
+
+def test_entropy_refuses_q_values_and_measures_a_policy() -> None:
+    with pytest.raises(UserInputError, match="q-values"):
+        entropy.measure(entropy.Args(agent="pong-dqn", game="pong", steps=1))
+    with pytest.raises(UserInputError, match="at least one step"):
+        entropy.measure(entropy.Args(agent="pong-a3c", game="pong", steps=0))
+    measured = entropy.measure(entropy.Args(agent="pong-a3c", game="pong", steps=5, envs=2))
+    assert 0.0 <= measured.entropy <= measured.uniform == pytest.approx(np.log(6))
