@@ -13,8 +13,8 @@ KL-constrained actor. The critic takes 3 Adam passes over each rollout at PPO's 
 sb3-contrib's TRPO has no entropy term, and without one a policy can turn near deterministic and
 stop exploring: `pong-trpo` at 2.2M steps puts 0.15 nats of entropy (of ln 6 = 1.79) on the
 states of its own play (`agents.entropy`), and its training games have held at about -3 since.
-`--entropy-bonus` adds the entropy term of OpenAI Baselines' TRPO (`entcoeff`) and of A3C
-(`EntropyBonus`).
+`--entropy-bonus` (`EntropyBonus`) adds the entropy term that A3C and OpenAI Baselines' TRPO
+(`entcoeff`) have.
 """
 
 from __future__ import annotations
