@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical
 
 from agents.networks import ActorCritic, build_network
-from agents.training import RunArgs, RunLog, continue_from_victim, run_record
+from agents.training import CtrlC, RunArgs, RunLog, continue_from_victim, run_record
 from agents.weights import save_weights
 from rlattack.envs import FRAME_SKIP, Sb3VecEnv
 from rlattack.files import atomic_write
@@ -293,35 +293,35 @@ def main(args: Args) -> None:
         ctx.Process(target=_work, args=(k, args, shared, optimizer, steps, games, stop), daemon=True)
         for k in range(args.workers)
     ]
-    for w in workers:
-        w.start()
     last_saved = start
-    try:
-        while True:
-            running = any(w.is_alive() for w in workers)  # before draining: then nothing reported is left
-            log.add_games(_drain(games, timeout=1.0 if running else 0.0))
-            log.advance(steps.value)
-            if any(w.exitcode for w in workers):
-                raise RuntimeError("an A3C worker failed (traceback above); the last checkpoint stays")
-            if not running:
-                break
-            if steps.value - last_saved >= args.checkpoint_every:
-                last_saved = steps.value
-                save(last_saved)
-    except KeyboardInterrupt:  # Ctrl-C: stop the workers and save where they got to
-        pass
-    finally:
-        # Workers finish their rollout and leave; killing one mid-update could leave the step
-        # counter's lock held. Their reports are read meanwhile: a full queue would hold them up.
-        stop.set()
-        deadline = time.monotonic() + 60
-        while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
-            log.add_games(_drain(games, timeout=0.5))
+    with CtrlC() as ctrl_c:  # Ctrl-C: stop the workers and save where they got to
         for w in workers:
-            w.terminate()  # a no-op for workers that left
-            w.join()
-        log.add_games(_drain(games, timeout=0.0))
-        log.close()
+            w.start()
+        try:
+            while not ctrl_c.pressed:
+                running = any(w.is_alive() for w in workers)  # before draining: nothing reported is left
+                log.add_games(_drain(games, timeout=1.0 if running else 0.0))
+                log.advance(steps.value)
+                # A terminal's Ctrl-C reaches a worker too, and stops one still starting up
+                if any(w.exitcode for w in workers) and not ctrl_c.pressed:
+                    raise RuntimeError("an A3C worker failed (traceback above); the last checkpoint stays")
+                if not running:
+                    break
+                if steps.value - last_saved >= args.checkpoint_every:
+                    last_saved = steps.value
+                    save(last_saved)
+        finally:
+            # Workers finish their rollout and leave; killing one mid-update could leave the step
+            # counter's lock held. Their reports are read meanwhile: a full queue would hold them up.
+            stop.set()
+            deadline = time.monotonic() + 60
+            while any(w.is_alive() for w in workers) and time.monotonic() < deadline:
+                log.add_games(_drain(games, timeout=0.5))
+            for w in workers:
+                w.terminate()  # a no-op for workers that left
+                w.join()
+            log.add_games(_drain(games, timeout=0.0))
+            log.close()
     save(steps.value)
 
 

@@ -131,15 +131,35 @@ def _write_rows(path: Path, rows: list[list[str]]) -> None:
         csv.writer(f).writerows(rows)
 
 
+class CtrlC:
+    """Ctrl-C as a request to stop: the run stops at its next step and saves. Raising
+    KeyboardInterrupt wherever the signal lands could cut a queue read or a file write in half and
+    fail the save. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self) -> CtrlC:
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
 class Checkpoint(BaseCallback):
     """Every `every` env steps: save a resumable SB3 checkpoint, the weights and the run record."""
 
-    def __init__(self, run_dir: Path, every: int, record: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, every: int, record: dict[str, Any], ctrl_c: CtrlC) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.every = every
         self.record = record
-        self.stopping = False
+        self.ctrl_c = ctrl_c
 
     def _on_training_start(self) -> None:
         total = self.locals["total_timesteps"]  # SB3's target, counted from step 0
@@ -155,17 +175,11 @@ class Checkpoint(BaseCallback):
         self.log.advance(self.num_timesteps)
         if self.num_timesteps - self.last_saved >= self.every:
             self.save()
-        return not self.stopping
+        return not self.ctrl_c.pressed  # SB3 then ends training, which saves
 
     def _on_training_end(self) -> None:
         self.save()
         self.log.close()
-
-    def stop(self, signum: int, frame: FrameType | None) -> None:
-        """SIGINT handler: SB3 stops at its next step and ends training, which saves; a second
-        Ctrl-C interrupts at once."""
-        self.stopping = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _save_model(self, path: Path) -> None:
         with path.open("wb") as f:  # a file object: SB3 would append ".zip" to a path
@@ -221,14 +235,11 @@ def learn(
     remaining = args.total_timesteps - model.num_timesteps
     if remaining <= 0:
         return
-    checkpoint = Checkpoint(args.run_dir, args.checkpoint_every, record)
-    previous = signal.signal(signal.SIGINT, checkpoint.stop)
-    try:
+    with CtrlC() as ctrl_c:
+        checkpoint = Checkpoint(args.run_dir, args.checkpoint_every, record, ctrl_c)
         model.learn(
             remaining, callback=[checkpoint, *callbacks], reset_num_timesteps=False, progress_bar=False
         )
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def run_record(

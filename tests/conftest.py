@@ -90,9 +90,9 @@ def tiny_atari_agent(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"torch:{path}"
 
 
-def interrupt_when(command: list[str], ready: Callable[[], bool], after: float = 0.0) -> int:
-    """Start `command`, send it Ctrl-C once `ready()` holds (and `after` seconds more), return its
-    exit status; a command that fails or never gets ready is killed, never left running."""
+def stop_with_ctrl_c(command: list[str], ready: Callable[[], bool], after: float = 0.0) -> None:
+    """Start `command`, send it Ctrl-C once `ready()` holds (and `after` seconds more) and fail,
+    with its stderr, unless it then exits cleanly; it is killed, never left running."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -103,6 +103,8 @@ def interrupt_when(command: list[str], ready: Callable[[], bool], after: float =
             time.sleep(0.2)
         time.sleep(after)
         process.send_signal(signal.SIGINT)
-        return process.wait(timeout=60)
+        stderr = process.communicate(timeout=60)[1]
+        if process.returncode != 0:
+            pytest.fail(f"{command[2]} exited {process.returncode} after Ctrl-C: {stderr[-3000:]}")
     finally:
         process.kill()  # a no-op once it has exited

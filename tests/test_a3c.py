@@ -19,7 +19,7 @@ from agents.a3c import Args, SharedRMSprop, Worker, main, make_train_env
 from agents.networks import build_network, mlp, nature_cnn
 from agents.weights import load_weights
 from benchmarks.training_speed import step_by_step_loss
-from tests.conftest import interrupt_when
+from tests.conftest import stop_with_ctrl_c
 
 
 def _cartpole(run_dir: Path, **kwargs) -> Args:
@@ -141,7 +141,7 @@ def test_ctrl_c_stops_the_workers_and_saves_where_they_got_to(tmp_path) -> None:
     command = [sys.executable, "-m", "agents.a3c", "--game", "CartPole-v1", "--workers", "2"]
     command += ["--run-dir", str(tmp_path), "--total-timesteps", "10000000", "--checkpoint-every", "10000000"]
     games_played = lambda: (tmp_path / "curve.csv").exists() and len(_curve(tmp_path)) >= 5  # noqa: E731
-    assert interrupt_when(command, games_played) == 0
+    stop_with_ctrl_c(command, games_played)
     record = json.loads((tmp_path / "run.json").read_text())
     saved = int(load_file(str(tmp_path / "checkpoint.safetensors"))["timesteps"])
     curve = _curve(tmp_path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import zipfile
 
@@ -10,10 +12,10 @@ import pytest
 import torch
 from stable_baselines3 import DQN, PPO
 
-from agents.training import RunLog, continue_from_victim
+from agents.training import CtrlC, RunLog, continue_from_victim
 from agents.weights import load_weights, save_weights
 from rlattack.envs import Sb3VecEnv
-from tests.conftest import interrupt_when
+from tests.conftest import stop_with_ctrl_c
 
 
 def _dqn(seed: int) -> DQN:
@@ -81,11 +83,22 @@ def test_curve_drops_games_played_after_the_checkpoint_it_resumes_from(tmp_path)
     assert record["timesteps"] == 260 and record["frames"] == 1040 and record["wall_seconds"] >= 10.0
 
 
+def test_a_first_ctrl_c_asks_to_stop_and_a_second_interrupts_at_once() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        assert not ctrl_c.pressed
+        os.kill(os.getpid(), signal.SIGINT)  # handled before the next bytecode: no exception here
+        assert ctrl_c.pressed
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_ctrl_c_saves_an_sb3_run_where_it_got_to(tmp_path) -> None:
     command = [sys.executable, "-m", "agents.a2c", "--run-dir", str(tmp_path), "--n-envs", "2"]
     command += ["--total-timesteps", "10000000", "--checkpoint-every", "10000000", "--device", "cpu"]
     training = lambda: (tmp_path / "curve.csv").exists()  # noqa: E731 (written when training starts)
-    assert interrupt_when(command, training, after=3) == 0
+    stop_with_ctrl_c(command, training, after=3)
     record = json.loads((tmp_path / "run.json").read_text())
     with zipfile.ZipFile(tmp_path / "checkpoint.zip") as archive:
         saved = json.loads(archive.read("data"))["num_timesteps"]
