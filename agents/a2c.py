@@ -8,18 +8,16 @@ match the original implementation; see `agents.onpolicy` for the trainer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import tyro
 from stable_baselines3 import A2C
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 
 from agents.onpolicy import OnPolicyArgs, train
+from rlattack.cli_options import run_command
 
 
-@dataclass
 class Args(OnPolicyArgs):
     run_dir: Path = Path("runs/pong-a2c")
     n_envs: int = 16
@@ -44,4 +42,4 @@ class Args(OnPolicyArgs):
 
 
 if __name__ == "__main__":
-    train(A2C, tyro.cli(Args))
+    run_command(lambda args: train(A2C, args), Args)

@@ -10,9 +10,9 @@ the paper. The main process only writes the learning curve (true scores) and che
 
 Re-running the same command continues from `RUN_DIR/checkpoint.safetensors` (network, RMSProp
 statistics and global step count), which Ctrl-C also writes before it stops a run. Atari envs
-are the project's (`rlattack.envs`, rewards clipped to their sign for training only);
-`--game CartPole-v1` (any gymnasium env with flat observations and discrete actions) trains a
-small MLP in a minute, for tests.
+are the project's training envs (`agents.envs`: the evaluation pipeline, rewards clipped to their
+sign); `--game CartPole-v1` (any gymnasium env with flat observations and discrete actions)
+trains a small MLP in a minute, for tests.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import signal
 import time
-from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event as EventType
@@ -32,21 +31,21 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.multiprocessing as mp
-import tyro
 from safetensors.torch import load_file, save_file
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import Tensor, nn
 from torch.distributions import Categorical
 
-from agents.networks import ActorCritic, build_network
+from agents.envs import Sb3VecEnv
 from agents.training import CtrlC, RunArgs, RunLog, continue_from_victim, run_record
-from agents.weights import save_weights
-from rlattack.envs import FRAME_SKIP, Sb3VecEnv
+from rlattack.cli_options import run_command
 from rlattack.files import atomic_write
+from rlattack.networks import ActorCritic, build_network
+from rlattack.observations import FRAME_SKIP
+from rlattack.weights import save_weights
 
 
-@dataclass
 class Args(RunArgs):
     game: str = "pong"
     """ALE game (pong, breakout, ...), or a gymnasium id with flat observations (CartPole-v1) for checks"""
@@ -326,4 +325,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

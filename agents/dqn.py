@@ -10,16 +10,14 @@ weights and step count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
 from stable_baselines3 import DQN
 
 from agents.training import RunArgs, learn, run_record, start_or_resume
+from rlattack.cli_options import run_command
 
 
-@dataclass
 class Args(RunArgs):
     run_dir: Path = Path("runs/pong-dqn")
     total_timesteps: int = 2_000_000
@@ -67,4 +65,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import tyro
 
+from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.policies import load_policy
@@ -42,8 +42,7 @@ def spread(logits: torch.Tensor) -> Spread:
     return Spread(entropy.mean().item(), top.mean().item(), near, math.log(logits.shape[1]))
 
 
-@dataclass
-class Args:
+class Args(CommandArgs):
     agent: str
     """zoo victim name or `sb3:PATH` checkpoint"""
     game: str
@@ -90,4 +89,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

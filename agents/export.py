@@ -17,22 +17,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tyro
-
-from agents.curves import write_curves
-from agents.zoo import ZOO, victim, victims
+from rlattack.cli_options import CommandArgs, run_command
+from rlattack.curves import write_curves
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
 from rlattack.policies import Q_VALUE_ALGORITHMS
+from rlattack.zoo import ZOO, victim, victims
 
 
-@dataclass
-class Args:
+class Args(CommandArgs):
     name: str
     """zoo name of the victim, e.g. pong-dqn"""
     run_dir: Path | None = None
@@ -112,12 +109,8 @@ def main(args: Args) -> None:
         meta["clean_score_sampled"] = clean_score(args.name, args.episodes, args.envs, "sample")
     write_json(target / "meta.json", meta)
     print(json.dumps({k: meta.get(k) for k in ("clean_score", "clean_score_sampled")}))
-    print(f"wrote {write_curves(victims(), ZOO / 'curves.png')}")  # the README's figure, kept current
+    print(f"wrote {write_curves(victims(), ZOO / 'curves.png')}")  # docs/training.md's figure, kept current
 
 
 if __name__ == "__main__":
-    try:
-        main(tyro.cli(Args))
-    except UserInputError as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_command(main, Args)

@@ -13,7 +13,6 @@ work as in the DQN recipe (`agents.training`); the rollout buffer simply refills
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -22,11 +21,10 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from agents.training import RunArgs, learn, run_record, start_or_resume
 
-RUN_FIELDS = frozenset(f.name for f in fields(RunArgs)) | {"n_envs", "linear_decay", "device"}
+RUN_FIELDS = frozenset(RunArgs.model_fields) | {"n_envs", "linear_decay", "device"}
 """Fields about the run, kept from the SB3 class (seed and device reach it via `start_or_resume`)"""
 
 
-@dataclass
 class OnPolicyArgs(RunArgs):
     n_envs: int = 8
     """envs stepped together (ale-py's C++ threads); a rollout is n_envs * n_steps transitions"""
@@ -50,7 +48,7 @@ class OnPolicyArgs(RunArgs):
 
     def hyperparameters(self) -> dict[str, Any]:
         """The SB3 constructor's keywords: every field not in RUN_FIELDS, with its schedule."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in RUN_FIELDS}
+        values = {name: getattr(self, name) for name in type(self).model_fields if name not in RUN_FIELDS}
         for name in self.linear_decay:
             values[name] = LinearSchedule(values[name], 0.0, 1.0)
         return values | {"policy_kwargs": self.NETWORK | self.OPTIMIZER}

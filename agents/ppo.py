@@ -5,16 +5,14 @@ python -m agents.ppo --game pong --seed 1 --run-dir runs/pong-ppo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
 from stable_baselines3 import PPO
 
 from agents.onpolicy import OnPolicyArgs, train
+from rlattack.cli_options import run_command
 
 
-@dataclass
 class Args(OnPolicyArgs):
     run_dir: Path = Path("runs/pong-ppo")
     n_epochs: int = 4
@@ -32,4 +30,4 @@ class Args(OnPolicyArgs):
 
 
 if __name__ == "__main__":
-    train(PPO, tyro.cli(Args))
+    run_command(lambda args: train(PPO, args), Args)

@@ -19,7 +19,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,15 +29,16 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 from tqdm import tqdm
 
-from agents.weights import load_weights, save_weights
-from rlattack.envs import FRAME_SKIP, Sb3VecEnv
+from agents.envs import Sb3VecEnv
+from rlattack.cli_options import CommandArgs
 from rlattack.files import atomic_write, write_json
+from rlattack.observations import FRAME_SKIP
+from rlattack.weights import load_weights, save_weights
 
 CURVE_HEADER = ["timesteps", "frames", "score", "length"]
 
 
-@dataclass
-class RunArgs:
+class RunArgs(CommandArgs):
     """What every recipe's command takes besides its hyperparameters."""
 
     game: str = "pong"
@@ -265,7 +265,7 @@ def run_record(
         "game": args.game,
         "seed": args.seed,
         "command": command,
-        "args": {k: str(v) for k, v in asdict(args).items()},
+        "args": {k: str(v) for k, v in args.model_dump().items()},
         "network": network,
         "network_kwargs": network_kwargs or {},
     }

@@ -11,26 +11,23 @@ sb3-contrib's critic could train only its last layer, since the features belong 
 KL-constrained actor. The critic takes 3 Adam passes over each rollout at PPO's Atari step size.
 
 sb3-contrib's TRPO has no entropy term, and without one a policy can turn near deterministic and
-stop exploring: `pong-trpo` at 2.2M steps puts 0.15 nats of entropy (of ln 6 = 1.79) on the
-states of its own play (`agents.entropy`), and its training games have held at about -3 since.
+stop exploring; `agents.entropy` measures a policy's entropy on the states of its own play.
 `--entropy-bonus` (`EntropyBonus`) adds the entropy term that A3C and OpenAI Baselines' TRPO
 (`entcoeff`) have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import tyro
 from sb3_contrib import TRPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.onpolicy import OnPolicyArgs, train
+from rlattack.cli_options import run_command
 
 
-@dataclass
 class Args(OnPolicyArgs):
     run_dir: Path = Path("runs/pong-trpo")
     n_steps: int = 256
@@ -89,4 +86,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

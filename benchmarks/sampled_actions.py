@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import tyro
 
-from rlattack.attacker import Attacker
 from rlattack.attacks import FGSM
+from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
-from rlattack.experiments import torch_threads
+from rlattack.grid.run import torch_threads
 from rlattack.policies import Policy, load_policy
+from rlattack.rollout.agent_step import Attacker
 
 
-@dataclass
-class Args:
+class Args(CommandArgs):
     agent: str = "pong-a3c"
     """an actor-critic victim: a zoo name or torch:PATH"""
     game: str = "pong"
@@ -91,4 +89,4 @@ def main(a: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-import tyro
 
 from rlattack.attacks import FGSM
+from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_env
-from rlattack.experiments import torch_threads
+from rlattack.grid.run import torch_threads
 from rlattack.policies import Policy, load_policy, resolve_device
-from rlattack.runner import evaluate
+from rlattack.rollout.evaluate import evaluate
 
 
-@dataclass
-class Args:
+class Args(CommandArgs):
     agent: str = "pong-dqn"
     """victim: a zoo name, sb3:PATH.zip or torch:PATH"""
     game: str = "pong"
@@ -91,4 +89,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    run_command(main, Args)

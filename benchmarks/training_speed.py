@@ -23,8 +23,8 @@ from torch.distributions import Categorical
 
 from agents import trpo
 from agents.a3c import Args, SharedRMSprop, Worker
-from agents.networks import nature_cnn
-from rlattack.envs import Sb3VecEnv
+from agents.envs import Sb3VecEnv
+from rlattack.networks import nature_cnn
 
 
 def step_by_step_loss(

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
+from rlattack.observations import OBS_SHAPE
 
 Outputs = Literal["logits", "q-values", "unknown"]
 """What a network's outputs are: action logits (actor-critic), Q-values (DQN, QR-DQN's quantile
@@ -242,6 +242,6 @@ def load_policy(agent: str, device: str = "cpu") -> Policy:
         return load_sb3(agent[4:], device)
     if agent.startswith("torch:"):
         return load_torchscript(agent[6:], device)
-    from agents.zoo import load_victim
+    from rlattack.zoo import load_victim
 
     return load_victim(agent, device)

@@ -16,12 +16,12 @@ import imageio.v2 as imageio
 import numpy as np
 from matplotlib import colormaps
 
-from rlattack.attacker import Attacker, Step
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.policies import Policy
+from rlattack.rollout.agent_step import Attacker, Step
 from rlattack.schedules import Schedule
 
 PANEL = 336  # 4 x 84; every size is a multiple of 16, which mp4 encoders want

@@ -13,10 +13,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from rlattack.attacker import Attacker, Step
 from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
+from rlattack.rollout.agent_step import Attacker, Step
 from rlattack.schedules import Schedule
 
 

@@ -57,7 +57,7 @@ def sb3_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from sb3_contrib import QRDQN, TRPO
     from stable_baselines3 import A2C, DQN, PPO
 
-    from rlattack.envs import Sb3VecEnv
+    from agents.envs import Sb3VecEnv
 
     folder = tmp_path_factory.mktemp("sb3")
     paths = {}

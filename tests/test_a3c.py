@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 from agents.a3c import Args, SharedRMSprop, Worker, main, make_train_env
-from agents.networks import build_network, mlp, nature_cnn
-from agents.weights import load_weights
 from benchmarks.training_speed import step_by_step_loss
+from rlattack.networks import build_network, mlp, nature_cnn
+from rlattack.weights import load_weights
 from tests.conftest import stop_with_ctrl_c
 
 

@@ -79,11 +79,30 @@ def test_zoo_lists(monkeypatch, capsys) -> None:
         (["--agent", "sb3:{missing}", "--game", "pong"], "no such SB3 model file"),
         (["--agent", "sb3:{dqn}", "--game", "breakout"], "action-space mismatch"),
         (["--agent", "sb3:{dqn}"], "--game is needed"),
-        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--norm", "3"], "unknown norm"),
-        (["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "deepfool"], "unknown attack"),
-        (["--agent", "sb3:{dqn}", "--game", "pong", "--envs", "0"], "--envs must be"),
+        (
+            ["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "fgsm", "--norm", "3"],
+            "'--norm': '3' is not one of",
+        ),
+        (
+            ["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "deepfool"],
+            "'--attack': 'deepfool' is not one of",
+        ),
+        (
+            ["--agent", "sb3:{dqn}", "--game", "pong", "--envs", "0"],
+            "--envs: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--agent", "sb3:{dqn}", "--game", "pong", "--steps", "0"],
+            "--steps: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--agent", "sb3:{dqn}", "--game", "pong", "--attack", "pgd", "--norm", "1"],
+            "PGD supports norms inf and 2",
+        ),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--target", "nobody"], "bad target 'nobody'"),
         (["--agent", "sb3:{dqn}", "--game", "pong", "--act", "sample"], "outputs Q-values"),
-        (["--agent", "sb3:{a2c}", "--game", "pong", "--act", "softmax"], "act must be one of greedy, sample"),
+        (["--agent", "sb3:{a2c}", "--game", "pong", "--act", "softmax"], "'--act': 'softmax' is not one of"),
+        (["--agent", "sb3:{dqn}", "--game", "pong", "--bogus"], "No such option: --bogus"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(monkeypatch, sb3_models, tmp_path, capsys, args, message):
@@ -111,11 +130,30 @@ def test_threads_apply_to_every_command(monkeypatch, capsys) -> None:
     finally:
         torch.set_num_threads(1)
     assert run(monkeypatch, "--threads", "0", "zoo") == 2
-    assert "--threads must be >= 1" in capsys.readouterr().err
+    assert "Invalid value for '--threads'" in capsys.readouterr().err
 
 
 def test_unparseable_option_exits_2(monkeypatch, capsys) -> None:
     assert run(monkeypatch, "eval", "--agent", "x", "--eps", "lots") == 2
+    assert capsys.readouterr().err == "rlattack: error: eps 'lots' is not a number or a fraction like 2/255\n"
+    assert run(monkeypatch, "eval", "--agent", "x", "--episodes", "many") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rlattack: error: Invalid value for '--episodes'") and err.count("\n") == 1
+
+
+def test_eps_in_gray_levels_is_the_same_budget(monkeypatch, sb3_models, tmp_path) -> None:
+    out = {}
+    for eps in ("2/255", str(2 / 255)):
+        path = tmp_path / f"{len(out)}.json"
+        args = ["eval", "--agent", f"sb3:{sb3_models['dqn']}", "--game", "pong", "--attack", "fgsm"]
+        assert (
+            run(monkeypatch, *args, "--eps", eps, "--episodes", "1", "--json", str(path), "--no-progress")
+            == 0
+        )
+        out[eps] = json.loads(path.read_text())
+    first, second = out.values()
+    assert first["config"]["eps"] == second["config"]["eps"] == 2 / 255
+    assert first["summary"]["linf_mean"] == pytest.approx(2 / 255, rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rlattack.envs import OBS_SHAPE, Sb3VecEnv, make_env, make_vector_env, rom_id
+from agents.envs import Sb3VecEnv
+from rlattack.envs import make_env, make_vector_env, rom_id
 from rlattack.errors import UserInputError
+from rlattack.observations import OBS_SHAPE
 
 
 @pytest.mark.parametrize("name", ["pong", "Pong", "ALE/Pong-v5", "PongNoFrameskip-v4"])

@@ -14,12 +14,12 @@ import pytest
 import torch
 import yaml
 
-from rlattack import experiments
 from rlattack.cli import main
 from rlattack.errors import UserInputError
-from rlattack.experiments import GridConfig, expand, load_grid, run_grid
+from rlattack.grid import GridConfig, expand, load_grid, run_grid
+from rlattack.grid import run as grid_run
+from rlattack.grid.store import ResultStore, code_version
 from rlattack.policies import load_torchscript, weights_digest
-from rlattack.store import ResultStore, code_version
 from tests.test_cli import run as cli
 
 TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
@@ -87,16 +87,21 @@ def run_cli(monkeypatch, *args: str) -> int:
         ({"epss": [0.1]}, "unknown key 'epss'"),
         ({"eps": [-0.1]}, "eps must be a finite number >= 0"),
         ({"eps": ["1/0"]}, "not a number or a fraction"),
-        ({"norms": [3]}, "norms.0"),
+        ({"norms": [3]}, "unknown norm '3'; choose one of inf, 2, 1"),
         ({"agents": []}, "agents: List should have at least 1 item"),
         ({"episodes": 0}, "episodes: Input should be greater than or equal to 1"),
         ({"attacks": ["deepfool"], "eps": [0.1]}, "unknown attack 'deepfool'"),
-        ({"attacks": [{"name": "fgsm", "wobble": 3}], "eps": [0.1]}, "does not take options"),
+        ({"attacks": [{"name": "fgsm", "wobble": 3}], "eps": [0.1]}, "attack 'fgsm' does not take wobble"),
+        (
+            {"attacks": [{"name": "pgd", "steps": 0}], "eps": [0.1]},
+            "attacks.0: steps: Input should be greater",
+        ),
+        ({"attacks": [{"name": "pgd", "norms": ["1"]}], "eps": [0.1]}, "PGD supports norms inf and 2"),
         ({"attacks": ["fgsm"]}, "attack 'fgsm' needs eps values"),
         ({"schedules": ["sometimes"], "eps": [0.1]}, "bad schedule 'sometimes'"),
         ({"games": ["pongg"]}, "unknown Atari game 'pongg'"),
         ({"games": ["breakout"]}, "action-space mismatch"),
-        ({"games": None}, "needs `games` in the config"),
+        ({"games": None}, "`games` in the config is needed"),
         ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
     ],
 )
@@ -155,8 +160,8 @@ def test_a_failing_cell_keeps_the_finished_ones(monkeypatch, tmp_path, tiny_atar
             raise RuntimeError("worker lost")
         return real_evaluate(*args, **kwargs)
 
-    real_evaluate = experiments.evaluate
-    monkeypatch.setattr(experiments, "evaluate", crash_on_second)
+    real_evaluate = grid_run.evaluate
+    monkeypatch.setattr(grid_run, "evaluate", crash_on_second)
     with pytest.raises(RuntimeError, match="worker lost"):
         run_grid(config, tmp_path / "out", progress=False)
     assert len(results(tmp_path / "out")) == 1
@@ -250,7 +255,7 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     with torch.no_grad():
         next(net.parameters()).mul_(-1.0)  # the agent trained further, saved under the same name
     net.save(str(path))
-    experiments._policy.cache_clear()
+    grid_run._policy.cache_clear()
     trained = run_grid(config, out, progress=False)
     assert (trained.computed, trained.skipped, trained.replayed) == (1, 0, 1)
     assert results(out).keys() == measured.keys() and results(out) != measured
@@ -260,7 +265,7 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
         with torch.no_grad():
             next(net.parameters()).mul_(-1.0)
         net.save(str(path))
-        experiments._policy.cache_clear()
+        grid_run._policy.cache_clear()
         assert run_grid(config, out, progress=False).replayed == 1
     kept = sorted(p.name for p in (out / "cells" / "superseded").iterdir())
     assert kept == sorted(f"{record.stem}-{tag}.json" for tag in (before, after, f"{before}-2"))
@@ -299,15 +304,15 @@ def test_a_victim_bundled_later_joins_its_grid(monkeypatch, tmp_path, tiny_atari
     first = run_grid(config, out, progress=False, skip_missing=True)
     (kept,) = finished_records(out)
     stamp = kept.stat().st_mtime_ns
-    load = experiments.load_policy  # now `later` loads: the tiny agent under that name
-    monkeypatch.setattr(experiments, "load_policy", lambda a, d: load({later: tiny_atari_agent}.get(a, a), d))
-    monkeypatch.setattr("agents.zoo.not_bundled", lambda agents: [])
-    experiments._policy.cache_clear()
+    load = grid_run.load_policy  # now `later` loads: the tiny agent under that name
+    monkeypatch.setattr(grid_run, "load_policy", lambda a, d: load({later: tiny_atari_agent}.get(a, a), d))
+    monkeypatch.setattr("rlattack.zoo.not_bundled", lambda agents: [])
+    grid_run._policy.cache_clear()
     second = run_grid(config, out, progress=False, skip_missing=True)  # the same grid: no --extend
     assert (first.computed, second.computed, second.skipped, second.left_out) == (1, 1, 1, [])
     assert {r["cell"]["agent"] for r in ResultStore(out).records()} == {tiny_atari_agent, later}
     assert kept.stat().st_mtime_ns == stamp
-    experiments._policy.cache_clear()
+    grid_run._policy.cache_clear()
 
 
 def test_run_skip_missing_from_the_command_line(monkeypatch, tmp_path, tiny_atari_agent, capsys) -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rlattack.cli import main
-from rlattack.experiments import Cell
-from rlattack.grid_report import _eps, _games_table, attacked_points, mean_ci, write_report
-from rlattack.runner import Episode, Evaluation
-from rlattack.store import ResultStore, TransferRecord
+from rlattack.grid import Cell
+from rlattack.grid.report import _eps, _games_table, attacked_points, mean_ci, write_report
+from rlattack.grid.store import ResultStore, TransferRecord
+from rlattack.rollout.evaluate import Episode, Evaluation
 
 PNG = b"\x89PNG"
 

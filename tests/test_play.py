@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from rlattack.attacker import Attacker
 from rlattack.attacks import FGSM
 from rlattack.errors import UserInputError
-from rlattack.experiments import Cell, GridConfig, check_cells, expand
+from rlattack.grid import Cell, GridConfig, expand
+from rlattack.grid.run import check_cells
 from rlattack.policies import Policy, load_sb3
-from rlattack.runner import evaluate
+from rlattack.rollout.agent_step import Attacker
+from rlattack.rollout.evaluate import evaluate
 from rlattack.schedules import EveryN
 from tests.conftest import SMALL_SHAPE, tiny_net
 
@@ -148,9 +149,9 @@ def test_a_sampled_grid_has_its_own_cells(sb3_models) -> None:
 
 
 def test_a_sampled_grid_runs_and_reports_beside_its_own_clean_score(tmp_path, tiny_atari_agent) -> None:
-    from rlattack.experiments import run_grid
-    from rlattack.grid_report import _games_table
-    from rlattack.store import ResultStore
+    from rlattack.grid.report import _games_table
+    from rlattack.grid.run import run_grid
+    from rlattack.grid.store import ResultStore
     from tests.test_experiments import write_config
 
     config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)
@@ -171,7 +172,7 @@ def test_a_sampled_grid_runs_and_reports_beside_its_own_clean_score(tmp_path, ti
 def test_eval_and_transfer_sample_from_the_command_line(
     monkeypatch, tmp_path, tiny_atari_agent, capsys
 ) -> None:
-    from rlattack.store import ResultStore
+    from rlattack.grid.store import ResultStore
     from tests.test_cli import run as cli
 
     out = tmp_path / "eval.json"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
+from rlattack.observations import OBS_SHAPE
 from rlattack.policies import Policy, load_policy, load_sb3, load_torchscript, sb3_algorithm, sb3_class
 
 OBS = np.random.default_rng(0).integers(0, 256, (5, *OBS_SHAPE), dtype=np.uint8)

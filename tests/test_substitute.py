@@ -15,13 +15,8 @@ from torch import nn
 
 from rlattack.attacks import FGSM
 from rlattack.attacks.targets import FixedAction
-from rlattack.errors import UserInputError
-from rlattack.policies import Policy, load_torchscript, weights_digest
-from rlattack.runner import evaluate
-from rlattack.store import ResultStore, TransferRecord
-from rlattack.substitute import (
+from rlattack.blackbox import (
     Dataset,
-    Ensemble,
     Oracle,
     QueryBudgetExceeded,
     Substitute,
@@ -31,7 +26,12 @@ from rlattack.substitute import (
     unseen,
     watch,
 )
-from rlattack.transfer import TransferSetting, transfer_matrix
+from rlattack.blackbox.substitute import Ensemble
+from rlattack.blackbox.transfer import TransferSetting, transfer_matrix
+from rlattack.errors import UserInputError
+from rlattack.grid.store import ResultStore, TransferRecord
+from rlattack.policies import Policy, load_torchscript, weights_digest
+from rlattack.rollout.evaluate import evaluate
 from tests.test_cli import run
 
 SHAPE = (4, 4, 4)
@@ -280,7 +280,7 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     )
     meta = json.loads((sub_dir / "substitute.json").read_text())
     assert meta["queries"] == 300 and [r["points"] for r in meta["rounds"]] == [150, 300]  # 300 // 2 watched
-    assert meta["config"]["explore"] == 0.5 and 0 <= meta["target_noise_stability"] <= 1
+    assert meta["config"]["explore"] == 0.5 and meta["config"]["play"] == 150
     assert meta["finished"] and meta["config"]["holdout_every"] == 8
     assert (sub_dir / "agreement.png").stat().st_size > 0
     substitute = f"torch:{sub_dir / 'substitute.pt'}"
@@ -309,7 +309,15 @@ def test_substitute_and_transfer_from_the_command_line(monkeypatch, tiny_atari_a
     [
         (["substitute", "--agent", "{agent}", "--budget", "100", "--play", "200"], "--play must be"),
         (["substitute", "--agent", "{agent}", "--arch", "resnet"], "unknown substitute architecture"),
-        (["substitute", "--agent", "{agent}", "--holdout-sticky", "1"], "need --explore in [0, 1]"),
+        (
+            ["substitute", "--agent", "{agent}", "--holdout-sticky", "1"],
+            "--holdout-sticky: Input should be less than 1",
+        ),
+        (
+            ["substitute", "--agent", "{agent}", "--budget", "0"],
+            "--budget: Input should be greater than or equal to 1",
+        ),
+        (["substitute", "--agent", "{agent}", "--lam", "0.001"], "--lam must be at least one gray level"),
         (["substitute", "--agent", "{agent}", "--budget", "3", "--rounds", "2"], "leaves no state to watch"),
         (["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "-1"], "eps must be"),
         (
@@ -337,8 +345,12 @@ def test_agreement_counts_only_held_out_states_that_are_not_training_states() ->
     seed_set = Dataset(obs := frames(40), oracle(obs))
     holdout = Dataset(obs := np.concatenate([seed_set.obs[:30], frames(10, seed=9)]), oracle(obs))
     assert np.array_equal(unseen(holdout, seed_set).obs, holdout.obs[30:])
-    (done,) = train_substitute(_substitute(), oracle, seed_set, holdout, epochs=1, progress=False)
-    assert done.held_out == 10 and 0 <= done.agreement <= 1
+    sub = _substitute()
+    (done,) = train_substitute(sub, oracle, seed_set, holdout, epochs=1, progress=False)
+    fresh = holdout.obs[30:]
+    assert done.held_out == 10 and done.agreement == float(
+        (sub.predict(fresh) == holdout.actions[30:]).mean()
+    )
     (done,) = train_substitute(_substitute(), oracle, seed_set, seed_set, epochs=1, progress=False)
     assert done.held_out == 0 and done.agreement is None and done.agreement_all is not None
 

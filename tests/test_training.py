@@ -12,9 +12,9 @@ import pytest
 import torch
 from stable_baselines3 import DQN, PPO
 
+from agents.envs import Sb3VecEnv
 from agents.training import CtrlC, RunLog, continue_from_victim
-from agents.weights import load_weights, save_weights
-from rlattack.envs import Sb3VecEnv
+from rlattack.weights import load_weights, save_weights
 from tests.conftest import stop_with_ctrl_c
 
 

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from rlattack.attacker import Act, Attacker
 from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
+from rlattack.rollout.agent_step import Act, Attacker
 from rlattack.schedules import Schedule
 
 

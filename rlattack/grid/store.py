@@ -20,7 +20,6 @@ same grid cannot compute a cell twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rlattack.errors import UserInputError
@@ -126,7 +126,7 @@ CODE = ("rlattack", "agents/*.py", "pyproject.toml")
 """Where the checkout's code lives (git pathspecs; `*` also matches `/`)."""
 
 
-def code_version(root: Path = Path(__file__).resolve().parent.parent) -> dict[str, Any]:
+def code_version(root: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any]:
     """Package version and, for a git checkout of rlattack, its commit and whether its code (the
     package, the recipes, pyproject.toml) was edited: results that experiments write into the
     checkout do not count."""
@@ -166,15 +166,18 @@ class ResultStore:
     def lock(self) -> Iterator[None]:
         """Hold the directory for one writer; the OS drops the lock if the process dies."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserInputError(f"another `rlattack run` is writing to {self.root}") from None
+        try:
+            held = FileLock(self.root / ".lock", timeout=0)
+            held.acquire()
+        except Timeout:
+            raise UserInputError(f"another `rlattack run` is writing to {self.root}") from None
+        try:
             # Leftovers of a process killed mid-write: never records, safe to drop under the lock.
             for stale in self.root.glob("**/.*.tmp*"):
                 stale.unlink()
             yield
+        finally:
+            held.release()
 
     def finished(self) -> dict[str, str | None]:
         """Finished cell ids, each with the `weights_digest` it was measured with (None: unrecorded)."""

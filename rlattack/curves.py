@@ -15,15 +15,21 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
-from agents.zoo import BARS, RANDOM_PLAY, Victim, check_window
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
+from rlattack.zoo import BARS, RANDOM_PLAY, Victim
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
 from matplotlib.figure import Figure
 
 FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_window(window: int) -> None:
+    """Training games averaged per point of a learning curve: at least one."""
+    if window < 1:
+        raise UserInputError(f"the window must be at least one game, got {window}")
 
 
 def read_curve(path: Path, frames: int) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Tables and plots of evaluations, for the terminal and for files."""
+"""Figures of single runs: clean against attacked play (`compare`), a substitute's agreement."""
 
 from __future__ import annotations
 
@@ -6,49 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from rlattack.files import atomic_write
-
-SUMMARY_COLUMNS = (
-    ("return_mean", "return", "{:.2f}"),
-    ("return_std", "std", "{:.2f}"),
-    ("episodes", "games", "{:d}"),
-    ("action_change_rate", "action change", "{:.1%}"),
-    ("target_rate", "target hit", "{:.1%}"),
-    ("attacked_fraction", "attacked", "{:.0%}"),
-    ("linf_mean", "L-inf", "{:.4f}"),
-    ("l2_mean", "L2", "{:.3f}"),
-    ("l0_mean", "L0", "{:.0f}"),
-    ("steps_per_s", "steps/s", "{:.0f}"),
-)
-
-
-def summary_table(rows: Sequence[tuple[str, dict[str, Any]]], title: str = "") -> Table:
-    """One row per (label, summary) pair, in the order given."""
-    table = Table(title=title or None)
-    table.add_column("setting")
-    for _, header, _ in SUMMARY_COLUMNS:
-        table.add_column(header, justify="right")
-    for label, summary in rows:
-        table.add_row(
-            label,
-            *("-" if summary[key] is None else fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS),
-        )
-    return table
-
-
-def percent(rate: float | None, missing: str = "-") -> str:
-    """A rate for a table cell; `missing` where there is none (e.g. no targeted steps)."""
-    return missing if rate is None else f"{rate:.1%}"
-
-
-def print_table(table: Table) -> None:
-    console = Console()
-    if not console.is_terminal:  # logs and pipes: do not squeeze numbers into 80 columns
-        console = Console(width=160)
-    console.print(table)
 
 
 def plot_comparison(rows: Sequence[tuple[str, dict[str, Any]]], path: Path, title: str) -> None:

@@ -19,7 +19,6 @@ convention of `rlattack.policies` (floats 0..255), so a saved substitute is a `t
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,125 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from tqdm import tqdm
 
-from rlattack.envs import make_vector_env
+from rlattack.blackbox.data import Dataset, unseen
+from rlattack.blackbox.oracle import Oracle
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-
-
-class QueryBudgetExceeded(UserInputError):
-    """The target was asked more than the attacker's budget allows."""
-
-
-class Oracle:
-    """A target that answers greedy actions for uint8 observations, counting every query.
-
-    It keeps only the target's `act` method: answers are numpy integers, so nothing that could
-    carry a gradient or a logit leaves it.
-    """
-
-    def __init__(self, policy: Policy, budget: int | None = None, batch_size: int = 256) -> None:
-        if budget is not None and budget < 0:
-            raise UserInputError(f"the query budget must be >= 0, got {budget}")
-        self._act = policy.act
-        self.n_actions = policy.n_actions
-        self.obs_shape = policy.obs_shape
-        self.budget = budget
-        self.batch_size = batch_size
-        self.queries = 0
-
-    @property
-    def remaining(self) -> int | None:
-        """Queries left, or None without a budget."""
-        return None if self.budget is None else self.budget - self.queries
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """The target's actions `(N,)` on observations `(N, *obs_shape)` of dtype uint8."""
-        if not isinstance(obs, np.ndarray) or obs.dtype != np.uint8 or obs.shape[1:] != self.obs_shape:
-            raise UserInputError(f"the oracle answers uint8 arrays of shape (N, {self.obs_shape}) only")
-        n = len(obs)
-        if self.remaining is not None and n > self.remaining:
-            raise QueryBudgetExceeded(
-                f"{n} more queries exceed the budget of {self.budget} ({self.queries} used)"
-            )
-        self.queries += n
-        answers = [self._act(obs[i : i + self.batch_size]) for i in range(0, n, self.batch_size)]
-        return np.concatenate(answers).astype(np.int64) if answers else np.empty(0, np.int64)
-
-
-@dataclass
-class Dataset:
-    """Observations and the target's actions on them."""
-
-    obs: np.ndarray
-    """(N, *obs_shape) uint8"""
-    actions: np.ndarray
-    """(N,) int64"""
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def __add__(self, other: Dataset) -> Dataset:
-        return Dataset(np.concatenate([self.obs, other.obs]), np.concatenate([self.actions, other.actions]))
-
-
-def watch(
-    oracle: Oracle,
-    game: str,
-    states: int,
-    envs: int = 8,
-    seed: int = 0,
-    *,
-    progress: bool = True,
-    explore: float = 0.0,
-    sticky: float = 0.0,
-    every: int = 1,
-) -> Dataset:
-    """Let the target play `game` and record `states` observations with its actions.
-
-    Every state the target acts on is a query. With `explore` > 0 the attacker runs the game and,
-    with that probability, plays one of the other actions at random instead of the target's: the
-    states stray from the few games a greedy target replays in a deterministic game, while every
-    label is still the target's answer. `sticky` repeats the previous action with that probability
-    in the emulator. `every` records steps 0, `every`, 2 * `every`, ... of the envs (the target
-    still acts on every step, so that costs about `every` queries per recorded state), so that a
-    held-out set spans whole games rather than their openings.
-    """
-    if states < 1 or every < 1:
-        raise UserInputError(f"need at least one state to watch and every >= 1, got {states} and {every}")
-    if not 0.0 <= explore <= 1.0:
-        raise UserInputError(f"the exploration probability must be in [0, 1], got {explore}")
-    env = make_vector_env(game, min(envs, states), sticky=sticky)
-    rng = np.random.default_rng(seed)
-    try:
-        n_actions = int(env.single_action_space.n)
-        if n_actions != oracle.n_actions:
-            raise UserInputError(
-                f"action-space mismatch: the target has {oracle.n_actions} actions, {game} has {n_actions}"
-            )
-        obs_buf = np.empty((states, *oracle.obs_shape), dtype=np.uint8)
-        act_buf = np.empty(states, dtype=np.int64)
-        obs, _ = env.reset(seed=seed)
-        n = 0
-        with tqdm(total=states, unit="state", desc="watching", disable=not progress, leave=False) as bar:
-            step = 0
-            while True:
-                record = step % every == 0
-                take = min(len(obs), states - n) if record else len(obs)
-                actions = oracle(obs[:take])  # the last batch asks only about the states it keeps
-                if record:
-                    obs_buf[n : n + take], act_buf[n : n + take] = obs[:take], actions
-                    n += take
-                    bar.update(take)
-                if n == states:
-                    return Dataset(obs_buf, act_buf)
-                wander = rng.random(len(obs)) < explore
-                other = rng.integers(1, n_actions, size=len(obs)) if n_actions > 1 else 0
-                obs = env.step(np.where(wander, (actions + other) % n_actions, actions))[0]
-                step += 1
-    finally:
-        env.close()
 
 
 class _Standardize(nn.Module):
@@ -203,7 +90,7 @@ def build_network(arch: str, obs_shape: tuple[int, ...], n_actions: int, seed: i
 class Ensemble(nn.Module):
     """Substitutes trained side by side from different initialisations, answering as one: the
     mean of the members' log-probabilities. Their errors differ, so the ensemble agrees with the
-    target more often than its members do (README: the ablation on Pong), and an attack crafted
+    target more often than its members do (docs/blackbox.md: the ablation on Pong), and an attack crafted
     on it has to fool all of them (Liu et al. 2017).
     """
 
@@ -239,6 +126,7 @@ class Substitute:
         if lr_schedule not in ("cosine", "constant"):
             raise UserInputError(f"the step-size schedule is cosine or constant, got {lr_schedule!r}")
         self.lr_schedule = lr_schedule
+        self.lr = lr
         self.obs_shape = tuple(obs_shape)
         self.n_actions = n_actions
         self.device = device
@@ -263,15 +151,15 @@ class Substitute:
 
     def fit(self, data: Dataset, epochs: int, batch_size: int = 128, progress: bool = True) -> float:
         """Train on `data` for `epochs` passes, continuing from the current weights. The `cosine`
-        schedule takes the step size from `lr` to 0 over those passes (README: the ablation on
-        Pong), `constant` keeps it. Returns the mean last-epoch loss per member."""
+        schedule takes the step size from `lr` to 0 over those passes (docs/blackbox.md: the
+        ablation on Pong), `constant` keeps it. Returns the mean last-epoch loss per member."""
         self.net.train()
         batches = math.ceil(len(data) / batch_size)
-        cosine = self.lr_schedule == "cosine"
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda k: 0.5 * (1 + math.cos(math.pi * k / (epochs * batches))) if cosine else 1.0,
-        )
+        for group in self.optimizer.param_groups:  # each round's schedule starts again from `lr`
+            group["lr"] = self.lr
+        schedule = None
+        if self.lr_schedule == "cosine":
+            schedule = CosineAnnealingLR(self.optimizer, T_max=epochs * batches)
         bar = tqdm(total=epochs * batches, unit="batch", desc="training", disable=not progress, leave=False)
         for _ in range(epochs):
             order = self.generator.permutation(len(data))
@@ -284,7 +172,8 @@ class Substitute:
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
-                schedule.step()
+                if schedule is not None:
+                    schedule.step()
                 total += loss.item() * len(idx) / len(self.members)
                 bar.update(1)
         bar.close()
@@ -360,37 +249,6 @@ class Round:
     loss: float
     held_out: int
     """how many held-out states that was (the others repeat a training state byte for byte)"""
-
-
-def noise_stability(oracle: Oracle, data: Dataset, levels: int = 1, seed: int = 0) -> float:
-    """How often the target keeps its action when every feature moves by +-`levels` gray levels
-    at random (clipped to 0..255): a reference beside the agreement, not a bound on it. Actions
-    that imperceptible noise overturns hang on detail that an imitator can hardly pin down.
-    """
-    rng = np.random.default_rng(seed)
-    noisy = np.empty_like(data.obs)
-    for i in range(0, len(data), 1024):  # bounded memory, as in `augment`
-        part = data.obs[i : i + 1024].astype(np.int16)
-        noisy[i : i + 1024] = np.clip(
-            part + levels * rng.choice(np.array([-1, 1], np.int16), part.shape), 0, 255
-        )
-    return float((oracle(noisy) == data.actions).mean())
-
-
-def _digests(obs: np.ndarray) -> list[bytes]:
-    return [hashlib.blake2b(o.tobytes(), digest_size=16).digest() for o in obs]
-
-
-def unseen(holdout: Dataset, seen: Dataset) -> Dataset:
-    """The held-out states not found byte for byte in `seen`.
-
-    Atari games without sticky actions are deterministic given their no-op start, and so is a
-    greedy target: other games then repeat many training states exactly, and agreement on those
-    would measure memory, not imitation.
-    """
-    known = set(_digests(seen.obs))
-    keep = np.array([d not in known for d in _digests(holdout.obs)], dtype=bool)
-    return Dataset(holdout.obs[keep], holdout.actions[keep])
 
 
 def train_substitute(

@@ -22,8 +22,9 @@ from scipy import stats
 
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
-from rlattack.report import percent
-from rlattack.store import ResultStore, TransferRecord, safe_name
+from rlattack.grid.config import Cell
+from rlattack.grid.store import ResultStore, TransferRecord, safe_name
+from rlattack.tables import percent
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
@@ -72,16 +73,14 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         cell, summary = r["cell"], r["summary"]
-        setting = cell["attack"] + "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
-        setting += "" if cell.get("surface", "stack") == "stack" else f" surface={cell['surface']}"
-        setting += " quantize" if cell.get("quantize") else ""  # other perturbations: other lines
+        spec = Cell(**cell).spec  # other options, surfaces or rounding: other lines
         rows.append(
             {
                 "game": cell["game"],
                 "agent": _agent(cell),  # sampled play: panels of its own, beside its own clean score
                 "attack": cell["attack"],
-                "line": setting + ("" if cell["schedule"] == "every" else f" {cell['schedule']}"),
-                "setting": setting,
+                "line": spec.label(cell["schedule"], budget=False),
+                "setting": spec.label(budget=False),
                 "schedule": cell["schedule"],
                 "norm": cell["norm"],
                 "eps": cell["eps"],
@@ -128,12 +127,9 @@ def _panel(ax: plt.Axes, panel: pd.DataFrame, clean: pd.DataFrame, metric: str) 
     """A line per attack; returns start from the clean score at eps = 0 where it was measured."""
     for line, points in panel.groupby("line"):
         if metric == "return":
-            stats_at = [(0.0, mean_ci(_pooled(clean)))] if not clean.empty else []
-            stats_at += [(float(eps), mean_ci(_pooled(at))) for eps, at in points.groupby("eps")]
-            xs = [x for x, _ in stats_at]
-            ys = np.array([m for _, (m, _, _) in stats_at])
-            ends = np.array([[lo, hi] for _, (_, lo, hi) in stats_at]).T
-            ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=str(line))
+            scores = [(0.0, _pooled(clean))] if not clean.empty else []
+            scores += [(float(eps), _pooled(at)) for eps, at in points.groupby("eps")]
+            _errorbars(ax, [x for x, _ in scores], [games for _, games in scores], str(line))
         else:
             rates = [
                 (float(eps), 100 * at.changes.sum() / max(at.attacked.sum(), 1))
@@ -182,11 +178,8 @@ def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:
         for (owner, label), points in lines.items():
             if owner != agent:
                 continue
-            stats_at = [mean_ci(scores) for _, _, scores in points]
             xs = [x for x, _, _ in points]
-            ys = np.array([m for m, _, _ in stats_at])
-            ends = np.array([[lo, hi] for _, lo, hi in stats_at]).T
-            ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=label)
+            ys = _errorbars(ax, xs, [scores for _, _, scores in points], label)
             for i, (x, y, (_, schedule, _)) in enumerate(zip(xs, ys, points, strict=True)):
                 below = (4, -11) if i % 2 else (4, 5)  # neighbours apart: close shares stay legible
                 ax.annotate(schedule, (x, y), xytext=below, textcoords="offset points", fontsize=7)
@@ -200,6 +193,15 @@ def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)
     return True
+
+
+def _errorbars(ax: plt.Axes, xs: list[float], scores: list[list[float]], label: str) -> np.ndarray:
+    """A line through the mean game score at each x, with its 95% CI as error bars; the means."""
+    found = [mean_ci(games) for games in scores]
+    ys = np.array([mean for mean, _, _ in found])
+    ends = np.array([[lo, hi] for _, lo, hi in found]).T
+    ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=label)
+    return ys
 
 
 def _pooled(rows: pd.DataFrame) -> list[float]:

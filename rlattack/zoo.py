@@ -1,4 +1,7 @@
-"""The bundled victims: one folder per victim with `weights.safetensors` and `meta.json`.
+"""The bundled victims' registry and loader: one folder per victim in `agents/zoo/`, read as data.
+
+Each folder holds `weights.safetensors`, `meta.json`, `curve.csv` and `NOTES.md` (its training
+history); the recipes in `agents/` write them, and this module only reads them.
 
 Weights are loaded with safetensors into a freshly built network, so no pickled code runs.
 `meta.json` says game, algorithm, network, seed, frames, wall time, hardware, the training
@@ -18,13 +21,14 @@ import numpy as np
 from gymnasium import spaces
 from torch import nn
 
-from agents.networks import build_network
-from agents.weights import load_weights
-from rlattack.envs import OBS_SHAPE
 from rlattack.errors import UserInputError
+from rlattack.networks import build_network
+from rlattack.observations import OBS_SHAPE
 from rlattack.policies import Policy, from_sb3_policy, sb3_class
+from rlattack.weights import load_weights
 
-ZOO = Path(__file__).parent
+ZOO = Path(__file__).resolve().parent.parent / "agents" / "zoo"
+"""Where the victims live: beside the package, in a checkout and in an installed wheel alike."""
 
 BARS = {"pong": 18.0, "space_invaders": 500.0, "seaquest": 500.0, "chopper_command": 1500.0}
 """The clean score a victim of each game is trained for. A victim below its bar is shipped only
@@ -32,12 +36,6 @@ with a note saying why (compute ran out, say)."""
 
 RANDOM_PLAY = {"pong": -20.7, "space_invaders": 148.0, "seaquest": 68.4, "chopper_command": 811.0}
 """The score of uniformly random actions (Mnih et al. 2015), the floor a learning curve starts at."""
-
-
-def check_window(window: int) -> None:
-    """Training games averaged per point of a learning curve (here: no plotting import needed)."""
-    if window < 1:
-        raise UserInputError(f"the window must be at least one game, got {window}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +107,18 @@ def not_bundled(agents: Iterable[str]) -> list[str]:
     return [a for a in dict.fromkeys(agents) if PLANNED.fullmatch(a) and a not in names]
 
 
+def skip_unbundled(**groups: list[str]) -> list[list[str]]:
+    """Each group of names without those `not_bundled` (said once); a group left empty is refused."""
+    left_out = not_bundled([name for names in groups.values() for name in names])
+    if left_out:
+        print(f"left out, not in the zoo yet: {', '.join(left_out)}")
+    kept = [[name for name in names if name not in left_out] for names in groups.values()]
+    for side, names in zip(groups, kept, strict=True):
+        if not names:
+            raise UserInputError(f"no --{side} is left: none of them is bundled yet")
+    return kept
+
+
 def victim(name: str) -> Victim:
     """Look a victim up by name, with the list of names in the error."""
     by_name = {v.name: v for v in victims()}
@@ -116,6 +126,16 @@ def victim(name: str) -> Victim:
         known = ", ".join(by_name) or "none bundled yet"
         raise UserInputError(f"unknown agent {name!r}: use a zoo name ({known}), sb3:PATH.zip or torch:PATH")
     return by_name[name]
+
+
+def game_of(agent: str, game: str | None = None, asked_as: str = "--game") -> str:
+    """The game asked for, else a zoo victim's own; `asked_as` names where a file agent's game goes."""
+    if game is not None:
+        return game
+    zoo_game = {v.name: v.game for v in victims()}.get(agent)
+    if zoo_game is None:
+        raise UserInputError(f"{asked_as} is needed for {agent} (only zoo victims know their game)")
+    return zoo_game
 
 
 def _untrained(v: Victim) -> tuple[nn.Module, Callable[[nn.Module], Policy]]:

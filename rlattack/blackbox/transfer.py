@@ -12,16 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from rlattack.attacker import Act, check_act
 from rlattack.attacks.base import Attack
+from rlattack.attacks.spec import AttackSpec
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
+from rlattack.files import atomic_write
+from rlattack.grid.report import transfer_figures, transfer_table
+from rlattack.grid.store import ResultStore, TransferRecord, transfer_key
 from rlattack.policies import Policy, weights_digest
-from rlattack.runner import evaluate
-from rlattack.schedules import Schedule
-from rlattack.store import ResultStore, TransferRecord, transfer_key
+from rlattack.rollout.agent_step import Act, check_act
+from rlattack.rollout.evaluate import evaluate
+from rlattack.schedules import Schedule, parse_schedule
 
 MEASURED = (
     "return_mean",
@@ -50,6 +53,31 @@ class TransferSetting:
     build: Callable[[], Attack]
     """a fresh attack per pair, so seeded attacks start from the same state in every pair"""
     schedule: Callable[[], Schedule | None]
+
+    @classmethod
+    def of(cls, game: str, spec: AttackSpec, schedule: str, seed: int) -> TransferSetting:
+        """The setting of `rlattack transfer`; its options are what the records are keyed by."""
+        if spec.name == "none":
+            raise UserInputError("transfer needs an attack (fgsm, pgd, jsma or noise)")
+        spec.build(seed)  # bad attack options fail here, before any game is played
+        parse_schedule(schedule, seed)
+        options = {
+            "schedule": schedule,
+            "surface": spec.surface,
+            "quantize": spec.quantize,
+            "steps": spec.steps,
+        }
+        options |= {"step_size": spec.step_size, "theta": spec.theta, "gamma": spec.gamma}
+        return cls(
+            game,
+            spec.name,
+            spec.norm,
+            spec.eps,
+            spec.target,
+            options,
+            lambda: cast(Attack, spec.build(seed)),
+            lambda: parse_schedule(schedule, seed),
+        )
 
 
 def transfer_matrix(
@@ -141,3 +169,10 @@ def transfer_matrix(
     keys = {key(source, target) for source in sources for target in targets}
     records = [r for r in store.transfer_records() if r.key in keys]
     return sorted(records, key=lambda r: (sources.index(r.source), targets.index(r.target)))
+
+
+def write_transfer_report(records: list[TransferRecord], out: Path) -> list[Path]:
+    """The matrix's heatmaps and `transfer.md` in `out`; the heatmaps written."""
+    figures = transfer_figures(records, out)
+    atomic_write(out / "transfer.md", lambda p: p.write_text("\n".join(transfer_table(records)) + "\n"))
+    return figures

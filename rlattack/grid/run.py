@@ -1,0 +1,209 @@
+"""Running a grid cell by cell into a results directory, resumably.
+
+Each cell is one batched `evaluate(...)` call (K envs, one attack call per step), seeded by the
+cell's seed exactly as `rlattack eval --seed S` is, so a cell repeats `eval` with the same
+options. Re-running a grid skips every cell whose record exists and was measured on the weights
+its agent holds now (`weights_digest`), on any backend (`local`: one cell after another in this
+process; `ray`: cells as Ray tasks, records still written here by this process only).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from tqdm import tqdm
+
+from rlattack import zoo
+from rlattack.envs import make_vector_env
+from rlattack.errors import UserInputError
+from rlattack.files import atomic_write
+from rlattack.grid.config import Cell, GridConfig, expand, load_grid
+from rlattack.grid.ray_backend import run_on_ray
+from rlattack.grid.store import ResultStore, code_version, now
+from rlattack.policies import Policy, load_policy, resolve_device, weights_digest
+from rlattack.rollout.agent_step import check_act
+from rlattack.rollout.evaluate import evaluate
+from rlattack.schedules import parse_schedule
+
+
+def check_cells(cells: list[Cell]) -> None:
+    """Fail before the first cell runs: attacks must build, agents must fit their games and
+    how they act."""
+    for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
+        cell.spec.build(cell.seed)
+    actions = {}
+    for game in {c.game for c in cells}:
+        env = make_vector_env(game, 1)
+        actions[game] = (int(env.single_action_space.n), env.single_observation_space.shape)
+        env.close()
+    for agent, game, act in sorted({(c.agent, c.game, c.act) for c in cells}):
+        policy = _policy(agent, "cpu")
+        policy.check_fits(*actions[game], game)
+        check_act(policy, act)
+
+
+@lru_cache(maxsize=8)
+def _policy(agent: str, device: str) -> Policy:
+    """Policies are frozen and stateless, so cells on the same worker share one copy."""
+    return load_policy(agent, device)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with `n` intra-op threads: the same on every backend, so cells give the same numbers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) -> dict[str, Any]:
+    """Evaluate one cell and return its record (no files: the driver stores it).
+
+    `weights` is the digest the driver found for the agent: a copy cached before the agent's file
+    changed is loaded again, and a worker that finds other weights under the name refuses.
+    """
+    with torch_threads(threads):
+        policy = _policy(cell.agent, resolve_device(device))
+        digest = weights_digest(policy)
+        if weights is not None and digest != weights:
+            _policy.cache_clear()
+            policy = _policy(cell.agent, resolve_device(device))
+            digest = weights_digest(policy)
+            if digest != weights:
+                raise UserInputError(
+                    f"agent {cell.agent} holds other weights on this worker than where the grid started"
+                )
+        attack = cell.spec.build(cell.seed)
+        schedule = parse_schedule(cell.schedule, cell.seed)
+        games = (cell.episodes, cell.envs, cell.seed)
+        result = evaluate(policy, cell.game, attack, schedule, *games, progress=False, act=cell.act)
+    return {
+        "id": cell.id,
+        "cell": cell.model_dump(mode="json"),
+        **result.to_dict(),
+        "weights": digest,
+        "device": str(policy.device),
+        "threads": threads,
+        "code": code_version(),
+        "finished_at": now(),
+    }
+
+
+@dataclass
+class GridRun:
+    """What a call of `run_grid` did."""
+
+    store: ResultStore
+    cells: list[Cell]
+    skipped: int
+    computed: int
+    replayed: int = 0
+    """cells computed again: their record was measured on weights the agent no longer holds"""
+    left_out: list[str] = field(default_factory=list)
+    """zoo names of the config that are not bundled yet (`skip_missing`)"""
+
+
+Backend = Literal["local", "ray"]
+
+
+def run_grid(
+    config: Path,
+    out: Path,
+    backend: Backend = "local",
+    device: str | None = None,
+    ray_address: str | None = None,
+    extend: bool = False,
+    progress: bool = True,
+    skip_missing: bool = False,
+) -> GridRun:
+    """Run every cell of `config` that `out` does not hold yet; see the module docstring.
+
+    With `skip_missing`, zoo names that are not bundled yet are left out instead of refused: the
+    grid keeps its identity, so their cells join the same results once they are bundled.
+    """
+    if backend not in ("local", "ray"):
+        raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
+    grid = load_grid(config)
+    left_out = zoo.not_bundled(grid.agents) if skip_missing else []
+    present = [agent for agent in grid.agents if agent not in left_out]
+    if not present:
+        raise UserInputError(f"none of the agents of {config} is bundled yet: {', '.join(left_out)}")
+    if left_out:  # said before the first cell, so an interrupted run has said it too
+        tqdm.write(f"left out, not in the zoo yet: {', '.join(left_out)}")
+    cells = expand(grid.model_copy(update={"agents": present}))
+    _policy.cache_clear()  # copies loaded before an agent's file changed; the check loads them afresh
+    check_cells(cells)
+    device = device or grid.device
+    resolve_device(device)
+    store = ResultStore(out)
+    with store.lock():
+        _record_run(store, grid, config, backend, device, extend, left_out)
+        store.write_summary()  # reads every record: a damaged one stops the run before it starts
+        # A name can hold other weights later (a victim trained further): its cells play again.
+        digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
+        done = store.finished()
+        pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
+        replayed = sum(c.id in done for c in pending)
+        run = GridRun(store, cells, len(cells) - len(pending), 0, replayed, left_out)
+        bar = tqdm(total=len(cells), initial=run.skipped, unit="cell", disable=not progress)
+
+        def finished(record: dict[str, Any]) -> None:
+            store.save(record)
+            store.write_summary()
+            run.computed += 1
+            bar.update(1)
+            bar.set_postfix(last=f"{record['summary']['return_mean']:.1f}")
+
+        try:
+            if backend == "ray":
+                run_on_ray(run_cell, pending, device, grid.threads, digests, ray_address, finished)
+            else:
+                for cell in pending:
+                    finished(run_cell(cell, device, grid.threads, digests[cell.agent]))
+        finally:
+            bar.close()
+            store.write_summary()
+    return run
+
+
+def _record_run(
+    store: ResultStore,
+    grid: GridConfig,
+    config: Path,
+    backend: str,
+    device: str,
+    extend: bool,
+    left_out: list[str],
+) -> None:
+    """Keep the config and code version with the results; refuse a different grid unless asked."""
+    info = store.run_info() or {"grid": grid.identity(), "created": now(), "runs": [], "earlier_grids": []}
+    if info["grid"] != grid.identity():
+        now_grid = grid.identity()
+        changed = sorted(
+            k for k in info["grid"].keys() | now_grid.keys() if info["grid"].get(k) != now_grid.get(k)
+        )
+        if not extend:
+            raise UserInputError(
+                f"{store.root} holds results of a different grid (changed: {', '.join(changed)}); "
+                "use another --out, or --extend to add this grid's cells to it"
+            )
+        info["earlier_grids"].append(info["grid"])
+        info["grid"] = grid.identity()
+    code = code_version()
+    info["code"] = code
+    info["runs"].append(
+        {"started": now(), "backend": backend, "device": device, "config": str(config), "code": code}
+        | {"left_out": left_out}
+    )
+    atomic_write(store.root / f"config{config.suffix}", lambda p: p.write_text(config.read_text()))
+    store.write_run_info(info)

@@ -1,0 +1,98 @@
+"""Tables for the terminal: evaluations, the zoo, transfer matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from rlattack.grid.store import TransferRecord
+    from rlattack.zoo import Victim
+
+from rlattack.policies import Q_VALUE_ALGORITHMS
+
+SUMMARY_COLUMNS = (
+    ("return_mean", "return", "{:.2f}"),
+    ("return_std", "std", "{:.2f}"),
+    ("episodes", "games", "{:d}"),
+    ("action_change_rate", "action change", "{:.1%}"),
+    ("target_rate", "target hit", "{:.1%}"),
+    ("attacked_fraction", "attacked", "{:.0%}"),
+    ("linf_mean", "L-inf", "{:.4f}"),
+    ("l2_mean", "L2", "{:.3f}"),
+    ("l0_mean", "L0", "{:.0f}"),
+    ("steps_per_s", "steps/s", "{:.0f}"),
+)
+
+
+def summary_table(rows: Sequence[tuple[str, dict[str, Any]]], title: str = "") -> Table:
+    """One row per (label, summary) pair, in the order given."""
+    table = Table(title=title or None)
+    table.add_column("setting")
+    for _, header, _ in SUMMARY_COLUMNS:
+        table.add_column(header, justify="right")
+    for label, summary in rows:
+        table.add_row(
+            label,
+            *("-" if summary[key] is None else fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS),
+        )
+    return table
+
+
+def percent(rate: float | None, missing: str = "-") -> str:
+    """A rate for a table cell; `missing` where there is none (e.g. no targeted steps)."""
+    return missing if rate is None else f"{rate:.1%}"
+
+
+def print_table(table: Table) -> None:
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze numbers into 80 columns
+        console = Console(width=160)
+    console.print(table)
+
+
+def zoo_table(victims: Sequence[Victim]) -> Table:
+    """One row per bundled victim: its clean scores as `rlattack eval` measured them, and its bar."""
+    table = Table(title="rlattack zoo")
+    columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")
+    for column in (*columns, "note"):
+        table.add_column(column)
+
+    def shown(s: dict[str, Any] | None, missing: str) -> str:
+        if s is None:
+            return missing
+        return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
+
+    for v in victims:
+        q_values = v.algorithm in Q_VALUE_ALGORITHMS
+        sampled = shown(v.clean_score_sampled, "greedy only" if q_values else "not measured")
+        seconds = v.meta.get("wall_seconds")
+        wall = "?" if seconds is None else f"{seconds / 3600:.1f} h"
+        met = {True: "met", False: "[bold red]below[/]", None: "?"}[v.meets_bar]
+        bar = "" if v.bar is None else f"{v.bar:g}: {met}"
+        clean = shown(v.clean_score, "not measured")
+        table.add_row(
+            v.name, v.game, v.algorithm, f"{v.frames:,}", wall, clean, sampled, bar, v.meta.get("note", "")
+        )
+    return table
+
+
+def transfer_summary(records: Sequence[TransferRecord], title: str) -> Table:
+    """One row per (source, victim) pair: the victim's clean and attacked return, the transfer rate."""
+    table = Table(title=title)
+    for column in ("source", "victim", "clean", "attacked", "transfer rate", "source success", "target hit"):
+        table.add_column(column, justify="left" if column in ("source", "victim") else "right")
+    for r in records:
+        table.add_row(
+            r.source,
+            r.target,
+            "-" if r.clean_return is None else f"{r.clean_return:.2f}",
+            f"{r.return_mean:.2f} ± {r.return_std:.2f}",
+            percent(r.action_change_rate),
+            percent(r.source_success_rate),
+            percent(r.target_rate),
+        )
+    return table
