@@ -44,9 +44,10 @@ class Args(RunArgs):
     """torch device for training"""
 
 
-def main(args: Args) -> None:
+def start(algorithm: type[DQN], args: Args) -> DQN:
+    """The run's DQN (or a subclass: the robust recipes), new or resumed, with these settings."""
     model = start_or_resume(
-        DQN,
+        algorithm,
         args,
         n_envs=1,
         buffer_size=args.buffer_size,
@@ -61,7 +62,11 @@ def main(args: Args) -> None:
         replay_buffer_kwargs={"handle_timeout_termination": False},
     )
     model.learning_starts = model.num_timesteps + args.learning_starts  # the replay buffer starts empty
-    learn(model, args, run_record(args.run_dir, args, "dqn"))
+    return model
+
+
+def main(args: Args) -> None:
+    learn(start(DQN, args), args, run_record(args.run_dir, args, "dqn"))
 
 
 if __name__ == "__main__":

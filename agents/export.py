@@ -2,10 +2,11 @@
 
     python -m agents.export --run-dir runs/pong-dqn --name pong-dqn --episodes 10
 
-Copies the weights and the learning curve, writes `meta.json` from the run record, then runs
-`rlattack eval --agent NAME --attack none` on whole games and stores that command's summary
-(and the command itself) as the victim's clean score. An actor-critic victim (A3C, TRPO, A2C,
-PPO) is also played with `--act sample`, as it played in training, for `clean_score_sampled`.
+Copies the weights and the learning curve, writes `meta.json` from the run record (with the
+weights' sha256, which loading checks), then runs `rlattack eval --agent NAME --attack none` on
+whole games and stores that command's summary (and the command itself) as the victim's clean
+score. An actor-critic victim (A3C, TRPO, A2C, PPO) is also played with `--act sample`, as it
+played in training, for `clean_score_sampled`.
 No score is written any other way. `--score-only` measures a bundled victim's scores again
 without touching its weights. Either way `agents/zoo/curves.png` is drawn again.
 """
@@ -26,6 +27,7 @@ from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
 from rlattack.policies import Q_VALUE_ALGORITHMS
+from rlattack.weights import file_sha256
 from rlattack.zoo import ZOO, victim, victims
 
 
@@ -70,7 +72,8 @@ def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
         "resumed_with": record.get("resumed_with", []),
         "args": record.get("args", {}),
         "note": note,
-    }
+    } | {k: record[k] for k in ("recipe", "init_from") if k in record}
+    meta["weights_sha256"] = file_sha256(target / "weights.safetensors")  # `load_victim` checks it
     write_json(target / "meta.json", meta)
     return meta
 

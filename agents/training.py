@@ -248,19 +248,20 @@ def run_record(
     algorithm: str,
     network: str = "nature-cnn",
     network_kwargs: dict[str, Any] | None = None,
+    recipe: str | None = None,
 ) -> dict[str, Any]:
     """The run's record: continued from `run.json` when resuming, else started from the arguments.
 
-    The command is `python -m agents.ALGORITHM`: every recipe's module is named after its algorithm.
+    The command is `python -m agents.RECIPE`, the recipe by default named after its algorithm.
+    A recipe that fine-tunes a victim of another recipe (`--init-from`, say SA-DQN from a DQN)
+    starts a record of its own that says what it started from (`init_from`: the victim, its
+    command, steps and frames), so the frames trained after it can be told apart.
     `network_kwargs` are the keywords that shaped an SB3 network, which the zoo needs to rebuild it.
     """
     path = run_dir / "run.json"
-    command = shlex.join(["python", "-m", f"agents.{algorithm}", *sys.argv[1:]])
-    if path.exists():
-        record = json.loads(path.read_text())
-        record.setdefault("resumed_with", []).append(command)
-        return record
-    return {
+    recipe = recipe or algorithm
+    command = shlex.join(["python", "-m", f"agents.{recipe}", *sys.argv[1:]])
+    fresh = {
         "algorithm": algorithm,
         "game": args.game,
         "seed": args.seed,
@@ -268,4 +269,12 @@ def run_record(
         "args": {k: str(v) for k, v in args.model_dump().items()},
         "network": network,
         "network_kwargs": network_kwargs or {},
-    }
+    } | ({"recipe": recipe} if recipe != algorithm else {})
+    if not path.exists():
+        return fresh
+    record = json.loads(path.read_text())
+    if record.get("recipe", record["algorithm"]) == recipe:
+        record.setdefault("resumed_with", []).append(command)
+        return record
+    started = {k: record[k] for k in ("command", "timesteps", "frames", "wall_seconds") if k in record}
+    return fresh | {"init_from": {"victim": str(args.init_from), **started}}

@@ -19,6 +19,7 @@ from rlattack.attacks.spec import AttackSpec
 from rlattack.blackbox.workflow import SubstituteSettings
 from rlattack.cli_options import REQUIRED, Play, options, run_app
 from rlattack.files import write_json
+from rlattack.robustness.evaluation import RobustnessSettings
 from rlattack.schedules import parse_schedule
 from rlattack.tables import print_table, summary_table
 
@@ -263,6 +264,30 @@ def transfer(
     print_table(transfer_summary(records, f"{title}, {play.episodes} games per pair"))
     figures = write_transfer_report(records, out)
     print(f"wrote {out / 'transfer.md'} and {len(figures)} heatmaps in {out}")
+
+
+@app.command()
+@options(Play, "play", without=("act",), envs=5)
+@options(RobustnessSettings, "settings", eps=REQUIRED)
+def robustness(
+    agent: AgentOpt,
+    settings: RobustnessSettings,
+    play: Play,
+    out: Annotated[Path, typer.Option(help="results directory (resumable; `rlattack report` draws it)")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
+) -> None:
+    """Every attack of a set at every eps on the same games: the worst case, the robustness curve
+    and its area, the certified action rate, and (--find-eps) the smallest eps that breaks it."""
+    from rlattack.robustness.evaluation import Evaluation, evaluate_robustness
+    from rlattack.tables import robustness_table
+
+    policy, game = play.load(agent)
+    games = (play.episodes, play.envs, play.seed, play.device, play.progress)
+    result = evaluate_robustness(Evaluation(agent, policy, game, settings, out, *games))
+    print_table(robustness_table(result))
+    if json_path is not None:
+        write_json(json_path, result)
+    print(f"wrote {out / 'robustness.json'} and {out / 'robustness.png'}")
 
 
 def main() -> None:

@@ -96,3 +96,25 @@ def transfer_summary(records: Sequence[TransferRecord], title: str) -> Table:
             percent(r.target_rate),
         )
     return table
+
+
+def robustness_table(result: dict[str, Any]) -> Table:
+    """Per eps: each attack's mean return, the worst case and the certified action rate."""
+    names = list(dict.fromkeys(name for row in result["eps"] for name in row["attacks"]))
+    table = Table(title=f"{result['agent']} on {result['game']}: clean {result['clean']['return_mean']:.2f}")
+    for column in ("eps", *names, "worst case", "certified"):
+        table.add_column(column, justify="right")
+    for row in result["eps"]:
+        cells = [f"{row['attacks'][n]['return_mean']:.2f}" if n in row["attacks"] else "-" for n in names]
+        worst = row["worst_case"]
+        eps = f"{row['eps']:g} ({row['eps'] * 255:.3g}/255)"
+        table.add_row(
+            eps,
+            *cells,
+            f"{worst['return_mean']:.2f} ({worst['attack']})",
+            percent(row["certified_action_rate"]),
+        )
+    area = "n/a" if result["auc"] is None else f"{result['auc']:.3f}"
+    smallest = "not searched" if result["min_eps"] is None else f"{result['min_eps']:.5f}"
+    table.caption = f"area under the curve {area}; smallest eps that breaks it: {smallest}"
+    return table

@@ -3,7 +3,8 @@
 Each folder holds `weights.safetensors`, `meta.json`, `curve.csv` and `NOTES.md` (its training
 history); the recipes in `agents/` write them, and this module only reads them.
 
-Weights are loaded with safetensors into a freshly built network, so no pickled code runs.
+Weights are loaded with safetensors into a freshly built network, so no pickled code runs, once
+their sha256 matches the one `meta.json` records (`weights_sha256`).
 `meta.json` says game, algorithm, network, seed, frames, wall time, hardware, the training
 command, and the clean score measured by `rlattack eval --attack none`.
 """
@@ -25,7 +26,7 @@ from rlattack.errors import UserInputError
 from rlattack.networks import build_network
 from rlattack.observations import OBS_SHAPE
 from rlattack.policies import Policy, from_sb3_policy, sb3_class
-from rlattack.weights import load_weights
+from rlattack.weights import file_sha256, load_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "agents" / "zoo"
 """Where the victims live: beside the package, in a checkout and in an installed wheel alike."""
@@ -152,11 +153,23 @@ def _untrained(v: Victim) -> tuple[nn.Module, Callable[[nn.Module], Policy]]:
 
 
 def load_victim(name: str, device: str = "cpu") -> Policy:
-    """Build the victim's network and load its weights (the target network is not shipped)."""
+    """Build the victim's network and load its weights (the target network is not shipped).
+
+    A damaged tensor can still parse as safetensors and play a worse game unnoticed, so the file
+    must match the sha256 its `meta.json` records; a victim still in training records none.
+    """
     v = victim(name)
     network, to_policy = _untrained(v)
+    weights = v.path / "weights.safetensors"
+    recorded = v.meta.get("weights_sha256")
     try:
-        load_weights(network, v.path / "weights.safetensors")
+        intact = recorded is None or file_sha256(weights) == recorded
+        if intact:
+            load_weights(network, weights)
     except Exception as e:  # safetensors raises its own error types for a damaged file
         raise UserInputError(f"cannot load weights of zoo victim {name}: {e}") from None
+    if not intact:
+        raise UserInputError(
+            f"weights of zoo victim {name} do not match their recorded sha256 (damaged file?)"
+        )
     return to_policy(network.to(device))

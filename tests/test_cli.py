@@ -141,6 +141,7 @@ def test_unparseable_option_exits_2(monkeypatch, capsys) -> None:
     assert err.startswith("rlattack: error: Invalid value for '--episodes'") and err.count("\n") == 1
 
 
+@pytest.mark.slow  # 11 s: two whole games
 def test_eps_in_gray_levels_is_the_same_budget(monkeypatch, sb3_models, tmp_path) -> None:
     out = {}
     for eps in ("2/255", str(2 / 255)):

@@ -8,18 +8,36 @@ import torch
 
 from rlattack.errors import UserInputError
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import Policy, load_policy, load_sb3, load_torchscript, sb3_algorithm, sb3_class
+from rlattack.policies import (
+    Policy,
+    from_sb3_policy,
+    load_policy,
+    load_sb3,
+    load_torchscript,
+    sb3_algorithm,
+    sb3_class,
+)
 
 OBS = np.random.default_rng(0).integers(0, 256, (5, *OBS_SHAPE), dtype=np.uint8)
 
 
 def _sb3_model(path):
+    """SB3's own loader, which unpickles: trusted here, on the fixture's own files."""
     return sb3_class(sb3_algorithm(path)).load(path, device="cpu")
 
 
 @pytest.mark.parametrize("name", ["dqn", "qrdqn", "ppo", "a2c", "trpo"])
 def test_algorithm_is_read_from_the_zip(sb3_models, name) -> None:
     assert sb3_algorithm(sb3_models[name]) == name
+
+
+@pytest.mark.parametrize("name", ["dqn", "qrdqn", "ppo", "a2c", "trpo"])
+def test_sb3_zip_read_without_unpickling_gives_exactly_sb3s_own_logits(sb3_models, name) -> None:
+    policy = load_sb3(sb3_models[name])
+    theirs = from_sb3_policy(name, _sb3_model(sb3_models[name]).policy, name="sb3")
+    x = torch.as_tensor(OBS).float() / 255
+    assert torch.equal(policy(x), theirs(x))
+    assert (policy.name, policy.outputs, policy.n_actions) == (f"sb3:{name}.zip", theirs.outputs, 6)
 
 
 @pytest.mark.parametrize("name", ["dqn", "qrdqn", "ppo", "a2c", "trpo"])

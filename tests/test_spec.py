@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import rlattack.attacks.spec
-from rlattack.attacks import FGSM, JSMA, PGD, AttackSpec, Noise, parse_eps
+from rlattack.attacks import FGSM, JSMA, MAD, PGD, AttackSpec, Momentum, Noise, parse_eps
+from rlattack.attacks.spec import OPTIONS, USED
 from rlattack.errors import UserInputError
 from rlattack.grid.config import AttackEntry, Cell
 
@@ -40,10 +41,22 @@ def test_each_name_builds_its_attack_with_its_settings() -> None:
     assert isinstance(jsma, JSMA) and jsma.targeted  # JSMA aims at the least-likely action by default
     assert isinstance(AttackSpec(name="noise", eps=0.1).build(), Noise)
     assert AttackSpec(name="none").build() is None
+    margin = AttackSpec(name="pgd", eps=0.1, loss="margin", target="least-likely").build()
+    assert isinstance(margin, PGD) and margin.loss == "margin" and margin.targeted
+    mad = AttackSpec(name="mad", eps="1/255", norm="2", steps=4, step_size=0.001, surface="frame")
+    built = mad.build(seed=3)
+    assert isinstance(built, MAD) and (built.eps, built.norm, built.steps) == (1 / 255, "2", 4)
+    assert built.step_size == 0.001
+    assert (built.seed, built.surface, built.targeted) == (3, "frame", False)
+    momentum = AttackSpec(name="momentum", eps=0.1, decay=0.9, loss="margin", target="action:1").build()
+    assert isinstance(momentum, Momentum) and momentum.targeted
+    assert (momentum.decay, momentum.loss) == (0.9, "margin")
+    assert momentum.step_size == pytest.approx(0.01)  # eps / steps, Dong et al.'s default
 
 
-def test_the_seed_fixes_the_random_start(tiny_policy) -> None:
-    spec = AttackSpec(name="pgd", eps=0.1, steps=1)
+@pytest.mark.parametrize("name", ["pgd", "mad"])
+def test_the_seed_fixes_the_random_start(tiny_policy, name) -> None:
+    spec = AttackSpec(name=name, eps=0.1, steps=1)
     x = torch.rand(2, *tiny_policy.obs_shape, dtype=torch.float64)
     first, again, other = (spec.build(seed=s)(tiny_policy, x).adv for s in (5, 5, 6))
     assert torch.equal(first, again) and not torch.equal(first, other)
@@ -59,6 +72,12 @@ def test_the_seed_fixes_the_random_start(tiny_policy) -> None:
         ({"gamma": 2}, "gamma: Input should be less than or equal to 1"),
         ({"target": "action:x"}, "bad target 'action:x'"),
         ({"wobble": 1}, "unknown key 'wobble'"),
+        ({"name": "pgd", "loss": "hinge"}, "unknown loss 'hinge'; choose one of ce, margin"),
+        ({"name": "momentum", "decay": -0.1}, "decay: Input should be greater than or equal to 0"),
+        ({"name": "momentum", "decay": "inf"}, "decay: Input should be a finite number"),
+        ({"name": "mad", "target": "least-likely"}, "mad is untargeted: it takes no target"),
+        ({"name": "fgsm", "loss": "margin"}, "loss margin applies to pgd and momentum, not fgsm"),
+        ({"name": "mad", "loss": "margin"}, "loss margin applies to pgd and momentum, not mad"),
     ],
 )
 def test_bad_settings_are_one_line(settings, message) -> None:
@@ -67,9 +86,10 @@ def test_bad_settings_are_one_line(settings, message) -> None:
     assert "\n" not in str(error.value)
 
 
-def test_an_attack_that_cannot_take_a_norm_is_refused_when_built() -> None:
-    with pytest.raises(UserInputError, match="PGD supports norms inf and 2"):
-        AttackSpec(name="pgd", eps=0.1, norm="1").build()
+@pytest.mark.parametrize(("name", "cls"), [("pgd", "PGD"), ("mad", "MAD"), ("momentum", "Momentum")])
+def test_an_attack_that_cannot_take_a_norm_is_refused_when_built(name, cls) -> None:
+    with pytest.raises(UserInputError, match=f"{cls} supports norms inf and 2"):
+        AttackSpec(name=name, eps=0.1, norm="1").build()
 
 
 def test_labels_name_what_differs_from_the_defaults() -> None:
@@ -79,6 +99,22 @@ def test_labels_name_what_differs_from_the_defaults() -> None:
     assert spec.label("timed:0.8") == "pgd target=least-likely steps=20 Linf eps=0.004 quantize timed:0.8"
     assert spec.label(budget=False) == "pgd target=least-likely steps=20 quantize"
     assert AttackSpec(name="jsma", eps=0.3).label() == "jsma theta=1 gamma=0.1"  # JSMA's budget is its own
+    assert AttackSpec(name="pgd", eps=0.004, loss="margin").label() == "pgd loss=margin Linf eps=0.004"
+    assert AttackSpec(name="pgd", eps=0.004, loss="ce", decay=1.0).label() == "pgd Linf eps=0.004"  # defaults
+    assert AttackSpec(name="pgd", eps=0.004, decay=0.5).label() == "pgd Linf eps=0.004"  # not PGD's option
+    assert AttackSpec(name="mad", eps=0.004, steps=20).label() == "mad steps=20 Linf eps=0.004"
+    momentum = AttackSpec(name="momentum", eps=0.004, norm="2", decay=0.5, loss="margin", target="random")
+    assert momentum.label() == "momentum target=random loss=margin decay=0.5 L2 eps=0.004"
+    assert AttackSpec(name="momentum", eps=0.004).label() == "momentum Linf eps=0.004"
+
+
+def test_every_attack_option_is_a_field_and_a_grid_key() -> None:
+    fields = AttackSpec.model_fields
+    assert set(OPTIONS) <= set(fields) and all(set(used) <= set(OPTIONS) for used in USED.values())
+    entry = AttackEntry(name="momentum", eps=[0.1], loss="margin", decay=0.5)
+    assert entry.options == {"decay": 0.5, "loss": "margin"}
+    with pytest.raises(ValueError, match="mad is untargeted"):
+        AttackEntry(name="mad", target="random")
 
 
 def test_a_grid_entry_and_its_cell_are_the_same_attack_as_eval_builds() -> None:

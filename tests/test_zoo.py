@@ -45,7 +45,10 @@ def test_a_bundled_victims_score_was_measured_by_eval_and_a_shortfall_is_explain
         assert sampled is not None and sampled["episodes"] >= 10
         assert sampled["command"] == score["command"] + " --act sample"
     assert meta["frames"] == 4 * meta["timesteps"] and meta["wall_seconds"] > 0 and meta["hardware"]
-    assert meta["command"].startswith(f"python -m agents.{v.algorithm} --game {v.game} ")
+    recipe = meta.get("recipe", v.algorithm)  # SA-DQN and adversarial training train DQN networks
+    assert meta["command"].startswith(f"python -m agents.{recipe} --game {v.game} ")
+    if "init_from" in meta:  # fine-tuned: what it started from, and the frames it added
+        assert 0 <= meta["init_from"]["frames"] < meta["frames"]
     if v.meets_bar is False:
         assert "below" in meta["note"]  # shipped under its bar only with the reason, said plainly
 

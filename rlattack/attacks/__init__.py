@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from rlattack.attacks.base import Attack, AttackResult, Norm, Surface, check_eps
+from rlattack.attacks.base import Attack, AttackResult, Loss, Norm, Surface, check_eps
 from rlattack.attacks.fgsm import FGSM
 from rlattack.attacks.jsma import JSMA
+from rlattack.attacks.mad import MAD
+from rlattack.attacks.momentum import Momentum
 from rlattack.attacks.noise import Noise
 from rlattack.attacks.pgd import PGD
 from rlattack.attacks.spec import ATTACKS, AttackSpec, parse_eps
@@ -13,10 +15,13 @@ __all__ = [
     "ATTACKS",
     "FGSM",
     "JSMA",
+    "MAD",
     "PGD",
     "Attack",
     "AttackResult",
     "AttackSpec",
+    "Loss",
+    "Momentum",
     "Noise",
     "Norm",
     "Surface",

@@ -7,6 +7,7 @@ reaches the policy, after clipping and (with `quantize=True`) rounding to uint8 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -22,8 +23,10 @@ from rlattack.policies import Policy
 
 Norm = Literal["inf", "2", "1"]
 Surface = Literal["stack", "frame"]
+Loss = Literal["ce", "margin"]
 NORMS: tuple[str, ...] = ("inf", "2", "1")
 SURFACES: tuple[str, ...] = ("stack", "frame")
+LOSSES: tuple[str, ...] = ("ce", "margin")
 TargetRule = Callable[[Tensor, Tensor], Tensor]
 """Maps observations (N, ...) and their clean logits (N, A) to target actions (N,)."""
 
@@ -102,22 +105,46 @@ def surface_mask(x: Tensor, surface: Surface) -> Tensor:
     return mask
 
 
+def check_loss(loss: str) -> Loss:
+    """`loss` must be one of `LOSSES`."""
+    if loss not in LOSSES:
+        raise UserInputError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    return loss  # type: ignore[return-value]
+
+
+def margin(logits: Tensor, label: Tensor) -> Tensor:
+    """(N,) max_{a != label} Z_a - Z_label (Carlini & Wagner 2017's f6 without its floor): > 0
+    exactly when the greedy action is not `label`. Its gradient is that of two logits, whatever
+    their scale, so it never saturates the way a softmax does."""
+    own = logits.gather(1, label.view(-1, 1)).squeeze(1)
+    others = logits.masked_fill(F.one_hot(label, logits.shape[1]).bool(), -math.inf)
+    return others.amax(dim=1) - own
+
+
 def loss_gradient(
-    policy: Policy, x: Tensor, label: Tensor | None = None, targeted: bool = False
+    policy: Policy, x: Tensor, label: Tensor | None = None, targeted: bool = False, loss: Loss = "ce"
 ) -> tuple[Tensor, Tensor]:
     """The direction that hurts the policy most, and the logits of the same forward pass.
 
-    Untargeted: ascend the cross-entropy between softmax(logits) and `label`, by default the
-    greedy action of this very forward pass (Huang et al. 2017; for DQN the logits are Q-values).
-    Targeted: descend it towards `label`. `reduction="sum"` keeps samples independent of the batch.
+    `loss="ce"`: untargeted, ascend the cross-entropy between softmax(logits) and `label`, by
+    default the greedy action of this very forward pass (Huang et al. 2017; for DQN the logits
+    are Q-values); targeted, descend it towards `label`. `loss="margin"`: untargeted, ascend
+    max_{a != label} Z_a - Z_label; targeted, ascend its mirror Z_label - max_{a != label} Z_a.
+    Cross-entropy on raw Q-values depends on their scale (a large gap saturates the softmax and its
+    gradient underflows to 0); a margin does not. `reduction="sum"` keeps samples independent of
+    the batch.
     """
+    check_loss(loss)
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         logits = policy(x)
         if label is None:
             label = logits.detach().argmax(dim=1)
-        loss = F.cross_entropy(logits, label, reduction="sum")
-        (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
+        if loss == "ce":
+            value = F.cross_entropy(logits, label, reduction="sum")
+        else:
+            value = margin(logits, label).sum()
+        (grad,) = torch.autograd.grad(-value if targeted else value, x)
     return grad.detach(), logits.detach()
 
 
@@ -147,6 +174,52 @@ def norm_step(g: Tensor, x: Tensor, eps: float, norm: Norm, mask: Tensor) -> Ten
         amount = torch.zeros_like(flat).scatter_(1, order, take)
         return (amount * flat.sign()).view_as(g)
     raise UserInputError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+def ball_radius(x: Tensor, eps: float, norm: Norm, mask: Tensor) -> float:
+    """The radius of the eps-ball in `norm_step`'s units: eps (L-inf), eps * sqrt(d) (L2)."""
+    if norm == "inf":
+        return eps
+    if norm == "2":
+        return eps * math.sqrt(float(mask.expand_as(x[:1]).sum()))
+    raise UserInputError(f"no projection onto the L{norm} ball; iterative attacks take norms inf and 2")
+
+
+def project(delta: Tensor, radius: float, norm: Norm) -> Tensor:
+    """The nearest point of the L-inf or L2 ball of `radius` around 0, per sample."""
+    if norm == "inf":
+        return delta.clamp(-radius, radius)
+    length = delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.ndim - 1)))
+    return delta * (radius / length.clamp_min(1e-12)).clamp(max=1.0)
+
+
+def clip_delta(x: Tensor, delta: Tensor, bounds: tuple[float, float] | None) -> Tensor:
+    """`delta` shortened so that x + delta stays inside `bounds` (None: unchanged)."""
+    return delta if bounds is None else (x + delta).clamp(*bounds) - x
+
+
+def random_start(x: Tensor, mask: Tensor, eps: float, norm: Norm, seed: int) -> Tensor:
+    """A random point of the eps-ball around each sample: uniform in the L-inf cube, or a uniform
+    direction at a uniformly random fraction of the L2 radius; 0 where `mask` is 0.
+
+    Each sample draws from its own generator, keyed by `seed` and the sample's values, so a sample
+    gets the same start alone as in any batch, and in every call (the batch-equals-samples
+    property); another `seed` gives other starts. Drawn on the CPU, then moved to `x`'s device.
+    """
+    uniform, fraction = [], []
+    for sample in x.detach().cpu():
+        key = hashlib.blake2b(str(seed).encode(), digest_size=8)
+        key.update(sample.contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        generator = torch.Generator().manual_seed(int.from_bytes(key.digest(), "little"))
+        uniform.append(torch.rand(sample.shape, generator=generator, dtype=x.dtype) * 2 - 1)
+        fraction.append(torch.rand(1, generator=generator, dtype=x.dtype))
+    u = torch.stack(uniform).to(x.device)
+    if norm == "inf":
+        return eps * u * mask
+    if norm == "2":
+        shape = (-1, *([1] * (x.ndim - 1)))
+        return norm_step(u, x, eps, "2", mask) * torch.cat(fraction).to(x.device).view(shape)
+    raise UserInputError(f"no random start in the L{norm} ball; choose inf or 2")
 
 
 class Attack(ABC):

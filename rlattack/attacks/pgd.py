@@ -7,17 +7,32 @@ the clean observation and into [0, 1]. The label stays the clean greedy action t
 Units follow FGSM: L-inf radius eps; L2 radius eps * sqrt(d) with steps of length
 step_size * sqrt(d), so one step of size eps without random start is exactly FGSM.
 
+`loss="margin"` ascends max_{a != a*} Z_a - Z_{a*} instead of the cross-entropy (Carlini & Wagner
+2017): on a DQN's Q-values, whose gaps can be large, the softmax saturates and the cross-entropy's
+gradient vanishes; the margin's does not (see `rlattack.attacks.base.loss_gradient`).
+
 Shapes: `x` is `(N, *obs_shape)` in [0, 1]; `target` is `(N,)` action indices.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from rlattack.attacks.base import Attack, Norm, Perturbation, Surface, TargetRule, loss_gradient, norm_step
+from rlattack.attacks.base import (
+    Attack,
+    Loss,
+    Norm,
+    Perturbation,
+    Surface,
+    TargetRule,
+    ball_radius,
+    check_loss,
+    clip_delta,
+    loss_gradient,
+    norm_step,
+    project,
+)
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
@@ -31,6 +46,8 @@ class PGD(Attack):
         random_start: start from a uniform point of the L-inf ball, or a random point of the L2
             ball, instead of the clean observation.
         seed: seeds the random start.
+        loss: "ce" (cross-entropy, Huang et al.) or "margin" (Carlini & Wagner's f6; untargeted
+            max_{a != a*} Z_a - Z_{a*}, targeted Z_t - max_{a != t} Z_a).
     """
 
     def __init__(
@@ -46,6 +63,7 @@ class PGD(Attack):
         targeted: bool = False,
         target: TargetRule | None = None,
         seed: int = 0,
+        loss: Loss = "ce",
     ) -> None:
         super().__init__(eps, norm, surface, quantize, bounds, targeted, target)
         if norm not in ("inf", "2"):
@@ -55,20 +73,11 @@ class PGD(Attack):
         self.steps = steps
         self.step_size = 2.5 * self.eps / steps if step_size is None else step_size
         self.random_start = random_start
+        self.loss = check_loss(loss)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _project(self, delta: Tensor, radius: float) -> Tensor:
-        if self.norm == "inf":
-            return delta.clamp(-radius, radius)
-        length = delta.flatten(1).norm(dim=1).view(-1, *([1] * (delta.ndim - 1)))
-        return delta * (radius / length.clamp_min(1e-12)).clamp(max=1.0)
-
-    def _clip(self, x: Tensor, delta: Tensor) -> Tensor:
-        return delta if self.bounds is None else (x + delta).clamp(*self.bounds) - x
-
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
-        d = float(mask.expand_as(x[:1]).sum())
-        radius = self.eps if self.norm == "inf" else self.eps * math.sqrt(d)
+        radius = ball_radius(x, self.eps, self.norm, mask)
         with torch.no_grad():
             clean_logits = policy(x)
         label = clean_logits.argmax(dim=1) if target is None else target
@@ -80,9 +89,9 @@ class PGD(Attack):
             else:  # a random direction, at a uniformly random fraction of the radius
                 fraction = torch.rand(len(x), generator=self.generator, dtype=x.dtype).to(x.device)
                 delta = norm_step(uniform, x, self.eps, "2", mask) * fraction.view(-1, *([1] * (x.ndim - 1)))
-            delta = self._clip(x, delta)
+            delta = clip_delta(x, delta, self.bounds)
         for _ in range(self.steps):
-            grad, _ = loss_gradient(policy, x + delta, label, targeted=target is not None)
+            grad, _ = loss_gradient(policy, x + delta, label, target is not None, self.loss)
             delta = delta + norm_step(grad, x + delta, self.step_size, self.norm, mask)
-            delta = self._clip(x, self._project(delta, radius))
+            delta = clip_delta(x, project(delta, radius, self.norm), self.bounds)
         return Perturbation(delta, clean_logits)

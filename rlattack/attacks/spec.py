@@ -18,26 +18,45 @@ import math
 from fractions import Fraction
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from rlattack.attacks.base import Attack
+from rlattack.attacks.base import LOSSES, Attack
 from rlattack.attacks.fgsm import FGSM
 from rlattack.attacks.jsma import JSMA
+from rlattack.attacks.mad import MAD
+from rlattack.attacks.momentum import Momentum
 from rlattack.attacks.noise import Noise
 from rlattack.attacks.pgd import PGD
 from rlattack.attacks.targets import parse_target
 from rlattack.errors import UserInputError, explain
 
-AttackName = Literal["none", "fgsm", "pgd", "jsma", "noise"]
+AttackName = Literal["none", "fgsm", "pgd", "jsma", "noise", "mad", "momentum"]
 ATTACKS: tuple[str, ...] = get_args(AttackName)
 NORMS = ("inf", "2", "1")
 
-OPTIONS = ("target", "steps", "step_size", "theta", "gamma")
+OPTIONS = ("target", "steps", "step_size", "loss", "decay", "theta", "gamma")
 """Settings of particular attacks (a grid entry's own keys); the rest are every attack's."""
+
+USED: dict[str, tuple[str, ...]] = {
+    "fgsm": ("target",),
+    "pgd": ("target", "steps", "step_size", "loss"),
+    "mad": ("steps", "step_size"),
+    "momentum": ("target", "steps", "step_size", "loss", "decay"),
+    "jsma": ("target",),
+}
+"""Which of `OPTIONS` each attack takes, in the order labels show them."""
 
 
 def parse_eps(value: Any) -> float:
-    """A budget as a number or as a fraction of gray levels such as "2/255"; finite and >= 0."""
+    """A budget as a number or as a fraction of gray levels such as "2/255", in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"eps must be a number, got {value!r}")
     try:
@@ -49,6 +68,11 @@ def parse_eps(value: Any) -> float:
             raise ValueError(f"eps {value!r} is not a number or a fraction like 2/255") from None
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {value!r}")
+    if eps > 1:  # a larger budget changes nothing more, yet would be recorded as asked
+        raise ValueError(
+            f"eps {value!r} is above 1: budgets are on the [0, 1] scale (pixels / 255) in every norm "
+            "(L2 and L1 per feature too), where 1 already allows any change"
+        )
     return eps
 
 
@@ -71,21 +95,26 @@ class AttackSpec(BaseModel):
     """An observation attack as a user names it; `build` makes it, `label` names it.
 
     Args:
-        name: none (the clean baseline), fgsm, pgd, jsma or noise.
+        name: none (the clean baseline), fgsm, pgd, jsma, noise, mad (Zhang et al. 2020's maximal
+            action difference, untargeted) or momentum (Dong et al. 2018's MI-FGSM).
         eps: budget on the [0, 1] scale, a number or "k/255" (one gray level is 1/255).
         norm: inf, 2 or 1 (see `rlattack.attacks.base.norm_step` for the units).
         surface: stack (the whole stacked observation) or frame (the newest frame only).
         quantize: round attacked observations to uint8 gray levels.
-        target: least-likely, random, action:K or policy:AGENT; makes FGSM and PGD targeted and
-            picks JSMA's targets (JSMA's default: least-likely).
-        steps, step_size: PGD's iterations and per-step budget (default 2.5 * eps / steps).
+        target: least-likely, random, action:K or policy:AGENT; makes FGSM, PGD and momentum
+            targeted and picks JSMA's targets (JSMA's default: least-likely); MAD takes none.
+        steps, step_size: iterations and per-step budget of PGD, MAD and momentum (default
+            2.5 * eps / steps for PGD and MAD, eps / steps for momentum).
+        loss: ce or margin, for PGD and momentum: a margin of Q-values does not saturate the
+            way a softmax cross-entropy does.
+        decay: momentum's mu, the weight of its past velocity (>= 0).
         theta, gamma: JSMA's change per feature and largest fraction of features changed.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[AttackName, _choice("attack", ATTACKS)] = Field(
-        default="none", description="the attack; none is the clean baseline"
+        default="none", description="the attack; none is the clean baseline, mad is untargeted"
     )
     eps: Eps = Field(
         default=0.0, description="budget on the [0, 1] scale, a number or k/255 (1/255 = one gray level)"
@@ -96,12 +125,19 @@ class AttackSpec(BaseModel):
     )
     quantize: bool = Field(default=False, description="round attacked frames to uint8 gray levels")
     target: str | None = Field(
-        default=None, description="least-likely, random, action:K or policy:AGENT: makes fgsm/pgd targeted"
+        default=None,
+        description="least-likely, random, action:K or policy:AGENT: makes fgsm/pgd/momentum targeted",
     )
-    steps: int = Field(default=10, ge=1, description="PGD steps")
+    steps: int = Field(default=10, ge=1, description="steps of pgd, mad and momentum")
     step_size: float | None = Field(
-        default=None, gt=0, description="PGD step size (default 2.5 * eps / steps)"
+        default=None,
+        gt=0,
+        description="step size of pgd, mad, momentum (default 2.5 * eps / steps; momentum eps / steps)",
     )
+    loss: Annotated[Literal["ce", "margin"], _choice("loss", LOSSES)] = Field(
+        default="ce", description="pgd and momentum: ce (cross-entropy) or margin (max other Q - own Q)"
+    )
+    decay: float = Field(default=1.0, ge=0, allow_inf_nan=False, description="momentum's decay mu (>= 0)")
     theta: float = Field(default=1.0, description="JSMA change per feature on the [0, 1] scale (< 0 darkens)")
     gamma: float = Field(default=0.1, gt=0, le=1, description="JSMA largest fraction of features changed")
 
@@ -114,6 +150,14 @@ class AttackSpec(BaseModel):
         if (kind == "action" and arg.isdigit()) or (kind == "policy" and arg):
             return value
         raise ValueError(f"bad target {value!r}: use least-likely, random, action:K or policy:AGENT")
+
+    @model_validator(mode="after")
+    def _options_fit_the_attack(self) -> AttackSpec:
+        if self.name == "mad" and self.target is not None:
+            raise ValueError("mad is untargeted: it takes no target")
+        if self.loss != "ce" and self.name not in ("pgd", "momentum"):
+            raise ValueError(f"loss {self.loss} applies to pgd and momentum, not {self.name}")
+        return self
 
     @classmethod
     def parse(cls, **settings: Any) -> AttackSpec:
@@ -128,14 +172,19 @@ class AttackSpec(BaseModel):
         return AttackSpec.parse(**(self.model_dump() | {"eps": eps}))
 
     def build(self, seed: int = 0) -> Attack | None:
-        """The attack, its random parts (PGD's start, noise, random targets) seeded by `seed`;
-        None for the clean baseline. Bad combinations (PGD in L1, say) raise `UserInputError`."""
+        """The attack, its random parts (PGD's and MAD's starts, noise, random targets) seeded by
+        `seed`; None for the clean baseline. Bad combinations (PGD in L1, say) raise `UserInputError`."""
         rule = None if self.target is None else parse_target(self.target, seed)
         common = {"surface": self.surface, "quantize": self.quantize}
+        iterative = {"steps": self.steps, "step_size": self.step_size, **common}
         if self.name == "fgsm":
             return FGSM(self.eps, self.norm, target=rule, **common)
         if self.name == "pgd":
-            return PGD(self.eps, self.norm, self.steps, self.step_size, target=rule, seed=seed, **common)
+            return PGD(self.eps, self.norm, target=rule, seed=seed, loss=self.loss, **iterative)
+        if self.name == "mad":
+            return MAD(self.eps, self.norm, seed=seed, **iterative)
+        if self.name == "momentum":
+            return Momentum(self.eps, self.norm, decay=self.decay, target=rule, loss=self.loss, **iterative)
         if self.name == "jsma":
             return JSMA(self.theta, self.gamma, rule or parse_target("least-likely"), **common)
         if self.name == "noise":
@@ -144,9 +193,8 @@ class AttackSpec(BaseModel):
 
     def options(self) -> dict[str, Any]:
         """The attack-specific settings that matter to this attack and differ from their defaults."""
-        used = {"fgsm": ("target",), "pgd": ("target", "steps", "step_size"), "jsma": ("target",)}
         fields = type(self).model_fields
-        return {k: getattr(self, k) for k in used.get(self.name, ()) if getattr(self, k) != fields[k].default}
+        return {k: getattr(self, k) for k in USED.get(self.name, ()) if getattr(self, k) != fields[k].default}
 
     def label(self, schedule: str = "every", budget: bool = True) -> str:
         """A short name for tables and plots, e.g. `pgd steps=20 Linf eps=0.004 timed:0.8`.

@@ -6,11 +6,12 @@ each line's point at eps = 0. Where one attack ran under several schedules, a fi
 against the share of steps attacked (Lin et al. 2017: as much damage from fewer attacked steps).
 Seeds are pooled: a point is the mean of every game played at that setting, with its 95%
 confidence interval (Student t) as error bar. Transfer records, where present, become one
-heatmap per (game, attack, norm, eps).
+heatmap per (game, attack, norm, eps); the summary of `rlattack robustness`, its robustness curve.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.config import Cell
 from rlattack.grid.store import ResultStore, TransferRecord, safe_name
+from rlattack.robustness.curve import plot_curve
 from rlattack.tables import percent
 
 matplotlib.use("Agg")
@@ -63,6 +65,9 @@ def write_report(results: Path, out: Path) -> list[Path]:
             if _plot_vs_attacked(rows, path, str(game)):
                 written.append(path)
     written += transfer_figures(transfers, out)
+    if (results / "robustness.json").is_file():  # written by `rlattack robustness`
+        written.append(out / "robustness.png")
+        plot_curve(json.loads((results / "robustness.json").read_text()), written[-1])
     markdown = out / "report.md"
     atomic_write(markdown, lambda p: p.write_text(_markdown(records, transfers, store, written, out)))
     return [*written, markdown]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Robustness of the Pong victims, one command: bash experiments/robustness/run.sh
+# Per victim: clean play, and PGD-10, PGD-10 with the margin loss, MAD, MI-FGSM and noise at
+# eps 1/255 and 3/255 (L-inf) on the same games; the worst case, the robustness curve and its area;
+# the IBP certified action rate on 500 states of the victim's own clean play.
+# Resumable: re-running keeps every finished cell; victims not bundled yet are skipped.
+set -euo pipefail
+here=experiments/robustness
+for victim in pong-dqn pong-dqn-s2 pong-a3c pong-trpo pong-dqn-sa pong-dqn-adv; do
+  if ! rlattack zoo | grep -q "│ $victim "; then echo "skipped, not in the zoo yet: $victim"; continue; fi
+  rlattack --threads 1 robustness --agent "$victim" --eps 1/255 --eps 3/255 --episodes 5 --envs 5 \
+    --states 500 --certify ibp --out "$here/results/$victim" --json "$here/results/$victim.json" --no-progress
+  rlattack report "$here/results/$victim"
+done

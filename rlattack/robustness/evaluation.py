@@ -1,0 +1,281 @@
+"""`rlattack robustness`: every attack of a set at every eps on the same games, their worst case,
+the curve and its area, the smallest eps that breaks the policy, and the certified action rate.
+
+The games go through a grid (`rlattack.grid`) written into the output directory: the same seeds
+and env splits for every attack, one record per finished (attack, eps) cell, so an interrupted
+evaluation continues where it stopped and `rlattack report DIR` draws it. Certificates are taken
+on states of the agent's own clean play (SA-DQN and RADIAL report them so): every 8th step of
+games seeded apart from the evaluation's, `states` of them; they are kept in `certificates.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rlattack import zoo
+from rlattack.attacks.spec import parse_eps
+from rlattack.blackbox.data import watch
+from rlattack.blackbox.oracle import Oracle
+from rlattack.files import atomic_write, write_json
+from rlattack.grid.run import run_grid
+from rlattack.grid.store import ResultStore
+from rlattack.policies import Policy
+from rlattack.robustness.attack_set import DEFAULT_SET, grid_entry, name_of, parse_attack_set
+from rlattack.robustness.curve import area, plot_curve
+from rlattack.robustness.search import find_eps
+from rlattack.rollout.evaluate import evaluate
+
+STATE_EVERY = 8
+"""Certified states are every 8th step of the agent's clean play, so they span whole games."""
+SMOOTHED_DRAWS = 32
+"""Noise draws per step of the smoothed policy when it plays for its clean return."""
+
+
+class RobustnessSettings(BaseModel):
+    """What `rlattack robustness` measures (the agent and its games come with them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    eps: list[str] = Field(description="L-inf budgets, numbers or k/255; repeat the option")
+    attacks: str = Field(default=",".join(DEFAULT_SET), description="the attack set, comma-separated")
+    certify: Literal["ibp", "smoothing", "none"] = Field(
+        default="ibp", description="certified action rate: ibp (L-inf), smoothing (L2, Cohen et al.) or none"
+    )
+    states: int = Field(default=500, ge=1, description="states of the agent's clean play to certify")
+    sigma: float = Field(default=0.25, gt=0, description="smoothing noise (std on the [0, 1] scale)")
+    find_eps: bool = Field(default=False, description="search the smallest eps that breaks the policy")
+    tolerance: str = Field(default="1/1020", description="the search's tolerance (a quarter gray level)")
+    threshold: float | None = Field(
+        default=None, description="the return that counts as broken (default: halfway from clean to random)"
+    )
+
+    @field_validator("attacks")
+    @classmethod
+    def _attacks_are_known(cls, value: str) -> str:
+        return ",".join(parse_attack_set(value))
+
+    @field_validator("eps")
+    @classmethod
+    def _some_budget(cls, value: list[str]) -> list[str]:
+        if not {parse_eps(e) for e in value} - {0.0}:
+            raise ValueError("give at least one --eps above 0")
+        return value
+
+    @property
+    def budgets(self) -> list[float]:
+        """The budgets above 0, in increasing order (eps 0 is the clean run, always played)."""
+        return sorted({parse_eps(e) for e in self.eps} - {0.0})
+
+
+def random_return(game: str, episodes: int, envs: int, seed: int) -> float:
+    """Mean score of uniformly random actions: the zoo's table where it has the game, else played."""
+    if game in zoo.RANDOM_PLAY:
+        return zoo.RANDOM_PLAY[game]
+    from rlattack.envs import make_vector_env
+
+    env = make_vector_env(game, 1)
+    n_actions = int(env.single_action_space.n)
+    env.close()
+    policy = Policy(_Uniform(n_actions, seed), n_actions, name="random", input_scale=1.0)
+    return evaluate(policy, game, None, None, episodes, envs, seed, progress=False).summary["return_mean"]
+
+
+class _Uniform(torch.nn.Module):
+    """Logits drawn uniformly at random (seeded): greedy play of them is uniform random play."""
+
+    def __init__(self, n_actions: int, seed: int) -> None:
+        super().__init__()
+        self.n_actions = n_actions
+        self.generator = torch.Generator().manual_seed(seed)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a Policy finds its device here
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.rand(len(x), self.n_actions, generator=self.generator).to(x.device)
+
+
+class Evaluation:
+    """One agent's robustness evaluation in its results directory `out`."""
+
+    def __init__(
+        self,
+        agent: str,
+        policy: Policy,
+        game: str,
+        settings: RobustnessSettings,
+        out: Path,
+        episodes: int,
+        envs: int,
+        seed: int,
+        device: str,
+        progress: bool,
+    ) -> None:
+        self.agent, self.policy, self.game, self.settings, self.out = agent, policy, game, settings, out
+        self.games = {"episodes": episodes, "envs": envs, "seeds": [seed], "device": device}
+        self.seed, self.progress = seed, progress
+        self.names = parse_attack_set(settings.attacks)
+
+    def run_attacks(self, budgets: list[float]) -> dict[float, dict[str, dict[str, Any]]]:
+        """Every attack of the set at each eps (and the clean games), through the grid; summaries
+        by eps (0: clean) and attack name."""
+        config = {"agents": [self.agent], "games": [self.game], "norms": ["inf"], **self.games}
+        config |= {"attacks": ["none", *(grid_entry(name) for name in self.names)]}
+        config |= {"eps": [_text(e) for e in sorted((set(budgets) | set(self.measured())) - {0.0})]}
+        path = self.out / "grid.yaml"
+        atomic_write(path, lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
+        run_grid(path, self.out, extend=True, progress=self.progress)
+        return self.measured()
+
+    def measured(self) -> dict[float, dict[str, dict[str, Any]]]:
+        """The summaries this evaluation's games hold so far, by eps (0: clean) and attack name."""
+        found: dict[float, dict[str, dict[str, Any]]] = {}
+        if not (self.out / "cells").is_dir():
+            return found
+        for record in ResultStore(self.out).records():
+            cell = record["cell"]
+            if (cell["agent"], cell["game"], cell["seed"]) != (self.agent, self.game, self.seed):
+                continue
+            if cell["episodes"] != self.games["episodes"] or cell["envs"] != self.games["envs"]:
+                continue
+            name = "clean" if cell["attack"] == "none" else name_of(cell["attack"], cell["options"])
+            if name == "clean" or name in self.names:
+                found.setdefault(float(cell["eps"]), {})[name] = record["summary"]
+        return found
+
+    def certificates(self, budgets: list[float]) -> dict[float, float | None]:
+        """The certified action rate at each eps on the agent's clean play; kept across runs."""
+        s = self.settings
+        if s.certify == "none":
+            return dict.fromkeys(budgets)
+        path, key = self.out / "certificates.json", self._certificate_key()
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+        rates = {float(e): r for e, r in kept.get(key, {}).items()}
+        missing = [e for e in budgets if e not in rates]
+        if missing:
+            x = self._clean_states()
+            if s.certify == "ibp":
+                from rlattack.certify import certified
+
+                rates |= {e: float(certified(self.policy, x, e).float().mean()) for e in missing}
+            else:
+                from rlattack.certify import certified_share, certify
+
+                cert = certify(self.policy, x, s.sigma, seed=self.seed)
+                rates |= {e: certified_share(cert, e, in_eps=True) for e in missing}
+                kept[key + " smoothed clean return"] = self._smoothed_return()
+            kept[key] = {str(e): r for e, r in sorted(rates.items())}
+            write_json(path, kept)
+        return {e: rates[e] for e in budgets}
+
+    def smoothed_return(self) -> float | None:
+        """The smoothed policy's own clean return, where smoothing certified the states."""
+        path = self.out / "certificates.json"
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+        return kept.get(self._certificate_key() + " smoothed clean return")
+
+    def _certificate_key(self) -> str:
+        """What a kept certificate depends on: the method, the states and the noise."""
+        s = self.settings
+        return json.dumps({"method": s.certify, "states": s.states, "seed": self.seed, "sigma": s.sigma})
+
+    def _smoothed_return(self) -> float:
+        from rlattack.certify import SmoothedPolicy
+
+        smoothed = SmoothedPolicy(self.policy, self.settings.sigma, n=SMOOTHED_DRAWS, seed=self.seed)
+        games = (self.games["episodes"], self.games["envs"], self.seed, self.progress)
+        return evaluate(smoothed, self.game, None, None, *games).summary["return_mean"]
+
+    def _clean_states(self) -> torch.Tensor:
+        oracle = Oracle(self.policy)  # the agent acting on its own, greedily
+        seed = self.seed + 2_000_000  # games apart from those the attacks play
+        data = watch(
+            oracle,
+            self.game,
+            self.settings.states,
+            self.games["envs"],
+            seed,
+            progress=self.progress,
+            every=STATE_EVERY,
+        )
+        return torch.as_tensor(data.obs, device=self.policy.device).float() / 255.0
+
+
+def evaluate_robustness(evaluation: Evaluation) -> dict[str, Any]:
+    """Run (or continue) the evaluation and return its summary, in the shape of `--json`."""
+    s, budgets = evaluation.settings, evaluation.settings.budgets
+    measured = evaluation.run_attacks(budgets)
+    clean = measured[0.0]["clean"]
+    random = random_return(
+        evaluation.game, evaluation.games["episodes"], evaluation.games["envs"], evaluation.seed
+    )
+    threshold = s.threshold if s.threshold is not None else (clean["return_mean"] + random) / 2
+
+    def worst(at: dict[str, dict[str, Any]]) -> tuple[str, float]:
+        name = min((n for n in at if n != "clean"), key=lambda n: at[n]["return_mean"])
+        return name, at[name]["return_mean"]
+
+    search = None
+    if s.find_eps:
+        known = {0.0: clean["return_mean"]} | {e: worst(at)[1] for e, at in measured.items() if e > 0}
+        search = find_eps(
+            lambda e: worst(evaluation.run_attacks([e])[e])[1],
+            threshold,
+            known,
+            max(budgets),
+            parse_eps(s.tolerance),
+        )
+        measured = evaluation.measured()
+    rates = evaluation.certificates(budgets)
+    rows = []
+    for e in budgets:
+        name, value = worst(measured[e])
+        attacks = {n: measured[e][n] for n in evaluation.names}
+        rows.append(
+            {
+                "eps": e,
+                "attacks": attacks,
+                "worst_case": {"attack": name, "return_mean": value},
+                "certified_action_rate": rates[e],
+            }
+        )
+    result = {
+        "agent": evaluation.agent,
+        "game": evaluation.game,
+        "clean": clean,
+        "eps": rows,
+        "auc": area(budgets, [r["worst_case"]["return_mean"] for r in rows], clean["return_mean"], random),
+        "min_eps": None if search is None else search.eps,
+        "random_return": random,
+        "threshold": threshold,
+        "certify": {"method": s.certify, "states": s.states, "every": STATE_EVERY}
+        | (
+            {
+                "sigma": s.sigma,
+                "norm": "L2 (rlattack eps units)",
+                "smoothed_clean_return": evaluation.smoothed_return(),
+                "smoothed_draws": SMOOTHED_DRAWS,
+            }
+            if s.certify == "smoothing"
+            else {}
+        ),
+        "search": None
+        if search is None
+        else {"evaluations": search.evaluations, "tolerance": search.tolerance},
+    }
+    write_json(evaluation.out / "robustness.json", result)
+    plot_curve(result, evaluation.out / "robustness.png")
+    return result
+
+
+def _text(eps: float) -> str | float:
+    """An eps as the grid's config shows it: a fraction of gray levels where that reads back as
+    exactly this float (1/255, 3/255, 1/510), else the number itself."""
+    levels = Fraction(eps * 255).limit_denominator(1000)
+    text = f"{levels.numerator}/{255 * levels.denominator}"
+    return text if parse_eps(text) == eps else eps
