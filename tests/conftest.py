@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -36,7 +38,29 @@ def tiny_net(n_actions: int = 3, seed: int = 0) -> nn.Module:
 
 @pytest.fixture
 def tiny_policy() -> Policy:
+    return small_policy()
+
+
+def small_policy() -> Policy:
+    """The tiny conv net in float64 as a 3-action policy on [0, 1] inputs (for property tests,
+    which cannot take function-scoped fixtures)."""
     return Policy(tiny_net().double(), n_actions=3, obs_shape=SMALL_SHAPE, input_scale=1.0)
+
+
+def small_batch(seed: int, n: int = 4) -> torch.Tensor:
+    """`n` seeded float64 observations of the small shape."""
+    return torch.rand(n, *SMALL_SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def assert_in_ball_and_range(result: Any, x: torch.Tensor, eps: float, norm: str, surface: str) -> None:
+    """An iterative attack's result stays in [0, 1], within its budget (L-inf eps, L2 eps * sqrt(d)
+    with d the changeable features), and leaves the older frames alone on the `frame` surface."""
+    d = math.prod(SMALL_SHAPE) if surface == "stack" else math.prod(SMALL_SHAPE[1:])
+    assert result.adv.min() >= 0 and result.adv.max() <= 1
+    bound = result.linf if norm == "inf" else result.l2
+    assert (bound <= (eps if norm == "inf" else eps * math.sqrt(d)) + 1e-9).all()
+    if surface == "frame":
+        assert torch.equal(result.adv[:, :-1], x[:, :-1])
 
 
 class Logistic(nn.Module):

@@ -14,15 +14,12 @@ from rlattack.attacks import MAD, AttackSpec, Noise
 from rlattack.attacks.mad import kl_gradient
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from tests.conftest import SMALL_SHAPE, Logistic, tiny_net
-
-
-def _policy() -> Policy:
-    return Policy(tiny_net().double(), 3, SMALL_SHAPE, input_scale=1.0)
-
-
-def _x(seed: int, n: int = 4) -> torch.Tensor:
-    return torch.rand(n, *SMALL_SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+from tests.conftest import (
+    Logistic,
+    assert_in_ball_and_range,
+    small_batch,
+    small_policy,
+)
 
 
 def _kl(policy: Policy, x: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
@@ -41,14 +38,9 @@ def _kl(policy: Policy, x: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
     seed=st.integers(0, 99),
 )
 def test_never_leaves_the_ball_or_the_unit_range(norm, surface, eps, steps, seed) -> None:
-    x = _x(seed)
-    result = MAD(eps, norm, steps, surface=surface, seed=seed)(_policy(), x)
-    d = math.prod(SMALL_SHAPE) if surface == "stack" else math.prod(SMALL_SHAPE[1:])
-    assert result.adv.min() >= 0 and result.adv.max() <= 1
-    bound = result.linf if norm == "inf" else result.l2
-    assert (bound <= (eps if norm == "inf" else eps * math.sqrt(d)) + 1e-9).all()
-    if surface == "frame":
-        assert torch.equal(result.adv[:, :-1], x[:, :-1])
+    x = small_batch(seed)
+    result = MAD(eps, norm, steps, surface=surface, seed=seed)(small_policy(), x)
+    assert_in_ball_and_range(result, x, eps, norm, surface)
 
 
 @settings(max_examples=30, deadline=None)
@@ -87,7 +79,7 @@ def test_it_reaches_the_largest_kl_of_the_ball() -> None:
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
 def test_it_raises_the_kl_more_than_noise_of_the_same_norm(norm) -> None:
-    policy, x = _policy(), _x(5, n=32)
+    policy, x = small_policy(), small_batch(5, n=32)
     mad = MAD(0.05, norm, bounds=None)(policy, x)
     noise = Noise(0.05, norm, bounds=None, seed=0)(policy, x)  # exactly on the sphere of the ball
     measured = (mad.linf, noise.linf) if norm == "inf" else (mad.l2, noise.l2)
@@ -99,7 +91,7 @@ def test_it_raises_the_kl_more_than_noise_of_the_same_norm(norm) -> None:
 @pytest.mark.parametrize("surface", ["stack", "frame"])
 def test_batch_equals_samples_one_by_one(norm, surface) -> None:
     """The random start is keyed by the seed and each sample's values, not its place in a batch."""
-    policy, x = _policy(), _x(7, n=5)
+    policy, x = small_policy(), small_batch(7, n=5)
     attack = MAD(0.05, norm, steps=5, surface=surface, seed=3)
     batch = attack(policy, x)
     for i in range(len(x)):
@@ -110,7 +102,7 @@ def test_batch_equals_samples_one_by_one(norm, surface) -> None:
 
 
 def test_the_seed_chooses_the_start() -> None:
-    policy, x = _policy(), _x(8)
+    policy, x = small_policy(), small_batch(8)
     first, again, other = (MAD(0.05, steps=1, seed=s)(policy, x).adv for s in (1, 1, 2))
     assert torch.equal(first, again) and not torch.equal(first, other)
     spec = AttackSpec(name="mad", eps=0.05, steps=1)
@@ -118,17 +110,17 @@ def test_the_seed_chooses_the_start() -> None:
 
 
 def test_no_gradient_lands_on_the_weights() -> None:
-    policy = _policy()
+    policy = small_policy()
     for p in policy.parameters():  # a network whose weights want gradients: only autograd.grad spares them
         p.requires_grad_(True)
-    MAD(0.05, steps=3)(policy, _x(1))
+    MAD(0.05, steps=3)(policy, small_batch(1))
     assert all(p.grad is None for p in policy.parameters())
 
 
 def test_the_random_start_gets_it_past_the_zero_gradient_at_the_clean_point() -> None:
     """The KL's gradient at delta = 0 is zero up to rounding (whose sign is noise); the random
     start is what gets MAD going."""
-    policy, x = _policy(), _x(9)
+    policy, x = small_policy(), small_batch(9)
     with torch.no_grad():
         clean = F.log_softmax(policy(x), dim=1)
     assert kl_gradient(policy, x, clean).abs().max() < 1e-15
@@ -145,7 +137,7 @@ def test_bad_arguments_are_refused(tiny_policy) -> None:
         MAD(0.1, step_size=-0.1)
     with pytest.raises(UserInputError, match="eps"):
         MAD(-0.1)
-    x = _x(0, n=2)
+    x = small_batch(0, n=2)
     with pytest.raises(UserInputError, match="untargeted"):
         MAD(0.1)(tiny_policy, x, torch.tensor([0, 1]))
     with pytest.raises(UserInputError, match="mad is untargeted: it takes no target"):

@@ -13,18 +13,15 @@ from rlattack.attacks import FGSM, PGD, AttackSpec, Momentum
 from rlattack.attacks.targets import least_likely
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from tests.conftest import SMALL_SHAPE, Logistic, tiny_net
+from tests.conftest import (
+    Logistic,
+    assert_in_ball_and_range,
+    small_batch,
+    small_policy,
+)
 
 W = torch.tensor([-5, 3, -2, 2, -2, -5, -4, 3, 4, -4], dtype=torch.float64)
 X = torch.tensor([[-1, -1, 1, -1, 1, 1, -1, 1, -1, -1]], dtype=torch.float64)
-
-
-def _policy() -> Policy:
-    return Policy(tiny_net().double(), 3, SMALL_SHAPE, input_scale=1.0)
-
-
-def _x(seed: int, n: int = 4) -> torch.Tensor:
-    return torch.rand(n, *SMALL_SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @settings(max_examples=30, deadline=None)
@@ -41,16 +38,11 @@ def _x(seed: int, n: int = 4) -> torch.Tensor:
 def test_never_leaves_the_ball_or_the_unit_range(
     norm, surface, eps, steps, decay, targeted, loss, seed
 ) -> None:
-    x = _x(seed)
+    x = small_batch(seed)
     rule = least_likely if targeted else None
     attack = Momentum(eps, norm, steps, step_size=eps, decay=decay, surface=surface, target=rule, loss=loss)
-    result = attack(_policy(), x)
-    d = math.prod(SMALL_SHAPE) if surface == "stack" else math.prod(SMALL_SHAPE[1:])
-    assert result.adv.min() >= 0 and result.adv.max() <= 1
-    bound = result.linf if norm == "inf" else result.l2
-    assert (bound <= (eps if norm == "inf" else eps * math.sqrt(d)) + 1e-9).all()
-    if surface == "frame":
-        assert torch.equal(result.adv[:, :-1], x[:, :-1])
+    result = attack(small_policy(), x)
+    assert_in_ball_and_range(result, x, eps, norm, surface)
 
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
@@ -76,21 +68,23 @@ def test_on_a_linear_model_it_is_fgsm_and_meets_the_budget_exactly(norm, decay, 
 @pytest.mark.parametrize("loss", ["ce", "margin"])
 def test_without_momentum_it_is_pgd_from_the_clean_point(norm, targeted, loss) -> None:
     """decay = 0 keeps only the current gradient, whose L1 scaling neither sign nor direction sees."""
-    x, rule = _x(2, n=6), least_likely if targeted else None
-    momentum = Momentum(0.05, norm, steps=5, decay=0.0, target=rule, loss=loss)(_policy(), x)
-    pgd = PGD(0.05, norm, steps=5, step_size=0.01, random_start=False, target=rule, loss=loss)(_policy(), x)
+    x, rule = small_batch(2, n=6), least_likely if targeted else None
+    momentum = Momentum(0.05, norm, steps=5, decay=0.0, target=rule, loss=loss)(small_policy(), x)
+    pgd = PGD(0.05, norm, steps=5, step_size=0.01, random_start=False, target=rule, loss=loss)(
+        small_policy(), x
+    )
     assert torch.allclose(momentum.adv, pgd.adv, atol=1e-12)
 
 
 def test_it_fools_at_least_as_often_as_fgsm() -> None:
-    x = _x(3, n=64)
-    fgsm = FGSM(0.02)(_policy(), x).changed.float().mean()
-    momentum = Momentum(0.02, steps=10)(_policy(), x).changed.float().mean()
+    x = small_batch(3, n=64)
+    fgsm = FGSM(0.02)(small_policy(), x).changed.float().mean()
+    momentum = Momentum(0.02, steps=10)(small_policy(), x).changed.float().mean()
     assert momentum >= fgsm and momentum > 0
 
 
 def test_targeted_raises_the_target_probability() -> None:
-    policy, x = _policy(), _x(4, n=8)
+    policy, x = small_policy(), small_batch(4, n=8)
     probs = torch.softmax(policy(x), dim=1)
     target = probs.argmin(dim=1)
     result = Momentum(0.02, targeted=True)(policy, x, target)
@@ -114,7 +108,7 @@ def test_a_margin_changes_the_action_where_cross_entropy_saturates(loss) -> None
 @pytest.mark.parametrize("norm", ["inf", "2"])
 @pytest.mark.parametrize("surface", ["stack", "frame"])
 def test_batch_equals_samples_one_by_one(norm, surface) -> None:
-    policy, x = _policy(), _x(7, n=5)
+    policy, x = small_policy(), small_batch(7, n=5)
     attack = Momentum(0.05, norm, steps=5, surface=surface)
     batch = attack(policy, x)
     for i in range(len(x)):
@@ -124,11 +118,11 @@ def test_batch_equals_samples_one_by_one(norm, surface) -> None:
 
 
 def test_no_gradient_lands_on_the_weights() -> None:
-    policy = _policy()
+    policy = small_policy()
     for p in policy.parameters():  # a network whose weights want gradients: only autograd.grad spares them
         p.requires_grad_(True)
-    Momentum(0.05, steps=3, loss="margin")(policy, _x(1))
-    Momentum(0.05, steps=3, target=least_likely)(policy, _x(1))
+    Momentum(0.05, steps=3, loss="margin")(policy, small_batch(1))
+    Momentum(0.05, steps=3, target=least_likely)(policy, small_batch(1))
     assert all(p.grad is None for p in policy.parameters())
 
 
@@ -166,6 +160,6 @@ def test_bad_arguments_are_refused(kwargs, message) -> None:
 
 def test_an_untargeted_attack_takes_no_target(tiny_policy) -> None:
     with pytest.raises(UserInputError, match="untargeted"):
-        Momentum(0.1)(tiny_policy, _x(0, n=2), torch.tensor([0, 1]))
+        Momentum(0.1)(tiny_policy, small_batch(0, n=2), torch.tensor([0, 1]))
     with pytest.raises(UserInputError, match="decay: Input should be greater than or equal to 0"):
         AttackSpec.parse(name="momentum", eps=0.1, decay=-1)

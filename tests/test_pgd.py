@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,14 +13,16 @@ from rlattack.attacks.base import loss_gradient, margin
 from rlattack.attacks.targets import least_likely
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from tests.conftest import SMALL_SHAPE, Logistic, tiny_net
+from tests.conftest import (
+    SMALL_SHAPE,
+    Logistic,
+    assert_in_ball_and_range,
+    small_batch,
+    small_policy,
+)
 
 W = torch.tensor([-5, 3, -2, 2, -2, -5, -4, 3, 4, -4], dtype=torch.float32)
 X = torch.tensor([[-1, -1, 1, -1, 1, 1, -1, 1, -1, -1]], dtype=torch.float32)
-
-
-def _policy() -> Policy:
-    return Policy(tiny_net().double(), 3, SMALL_SHAPE, input_scale=1.0)
 
 
 @settings(max_examples=30, deadline=None)
@@ -35,14 +35,9 @@ def _policy() -> Policy:
     seed=st.integers(0, 99),
 )
 def test_never_leaves_the_ball_or_the_unit_range(norm, surface, eps, steps, loss, seed) -> None:
-    x = torch.rand(4, *SMALL_SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    result = PGD(eps, norm, steps, step_size=eps, surface=surface, seed=seed, loss=loss)(_policy(), x)
-    d = math.prod(SMALL_SHAPE) if surface == "stack" else math.prod(SMALL_SHAPE[1:])
-    assert result.adv.min() >= 0 and result.adv.max() <= 1
-    bound = result.linf if norm == "inf" else result.l2
-    assert (bound <= (eps if norm == "inf" else eps * math.sqrt(d)) + 1e-9).all()
-    if surface == "frame":
-        assert torch.equal(result.adv[:, :-1], x[:, :-1])
+    x = small_batch(seed)
+    result = PGD(eps, norm, steps, step_size=eps, surface=surface, seed=seed, loss=loss)(small_policy(), x)
+    assert_in_ball_and_range(result, x, eps, norm, surface)
 
 
 @pytest.mark.parametrize("norm", ["inf", "2"])
@@ -50,27 +45,27 @@ def test_never_leaves_the_ball_or_the_unit_range(norm, surface, eps, steps, loss
 def test_one_step_of_size_eps_is_fgsm(norm, targeted) -> None:
     x = torch.rand(6, *SMALL_SHAPE, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     rule = least_likely if targeted else None
-    fgsm = FGSM(0.03, norm, target=rule)(_policy(), x)
-    pgd = PGD(0.03, norm, steps=1, step_size=0.03, random_start=False, target=rule)(_policy(), x)
+    fgsm = FGSM(0.03, norm, target=rule)(small_policy(), x)
+    pgd = PGD(0.03, norm, steps=1, step_size=0.03, random_start=False, target=rule)(small_policy(), x)
     assert torch.allclose(fgsm.adv, pgd.adv, atol=1e-12)
     assert torch.equal(fgsm.adv_action, pgd.adv_action)
 
 
 def test_more_steps_fool_at_least_as_often_as_fgsm() -> None:
     x = torch.rand(64, *SMALL_SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    fgsm = FGSM(0.02)(_policy(), x).changed.float().mean()
-    pgd = PGD(0.02, steps=20, step_size=0.005, random_start=False)(_policy(), x).changed.float().mean()
+    fgsm = FGSM(0.02)(small_policy(), x).changed.float().mean()
+    pgd = PGD(0.02, steps=20, step_size=0.005, random_start=False)(small_policy(), x).changed.float().mean()
     assert pgd >= fgsm and pgd > 0
 
 
 def test_random_start_is_seeded_and_batch_consistent_without_it() -> None:
     x = torch.rand(5, *SMALL_SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    a, b = (PGD(0.05, seed=7)(_policy(), x).adv for _ in range(2))
+    a, b = (PGD(0.05, seed=7)(small_policy(), x).adv for _ in range(2))
     assert torch.equal(a, b)
     attack = PGD(0.05, steps=5, random_start=False)
-    batch = attack(_policy(), x)
+    batch = attack(small_policy(), x)
     for i in range(len(x)):
-        assert torch.allclose(batch.adv[i], attack(_policy(), x[i : i + 1]).adv[0], atol=1e-12)
+        assert torch.allclose(batch.adv[i], attack(small_policy(), x[i : i + 1]).adv[0], atol=1e-12)
 
 
 @pytest.mark.parametrize("random_start", [False, True])
@@ -108,20 +103,20 @@ def test_the_margin_gradient_is_the_difference_of_two_rows() -> None:
 
 def test_targeted_margin_pgd_reaches_its_target() -> None:
     x = torch.rand(16, *SMALL_SHAPE, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    result = PGD(0.3, steps=20, target=least_likely, loss="margin")(_policy(), x)
+    result = PGD(0.3, steps=20, target=least_likely, loss="margin")(small_policy(), x)
     assert result.success.all()
 
 
 def test_margin_pgd_batch_equals_samples_one_by_one() -> None:
     x = torch.rand(5, *SMALL_SHAPE, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     attack = PGD(0.05, steps=5, random_start=False, loss="margin")
-    batch = attack(_policy(), x)
+    batch = attack(small_policy(), x)
     for i in range(len(x)):
-        assert torch.allclose(batch.adv[i], attack(_policy(), x[i : i + 1]).adv[0], atol=1e-12)
+        assert torch.allclose(batch.adv[i], attack(small_policy(), x[i : i + 1]).adv[0], atol=1e-12)
 
 
 def test_margin_pgd_leaves_no_gradient_on_the_weights() -> None:
-    policy = _policy()
+    policy = small_policy()
     for p in policy.parameters():  # a network whose weights want gradients: only autograd.grad spares them
         p.requires_grad_(True)
     PGD(0.05, steps=3, loss="margin")(policy, torch.rand(3, *SMALL_SHAPE, dtype=torch.float64))
@@ -136,4 +131,4 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(UserInputError, match="unknown loss 'hinge'; choose one of ce, margin"):
         PGD(0.1, loss="hinge")  # type: ignore[arg-type]
     with pytest.raises(UserInputError, match="unknown loss"):
-        loss_gradient(_policy(), torch.rand(1, *SMALL_SHAPE, dtype=torch.float64), loss="kl")  # type: ignore[arg-type]
+        loss_gradient(small_policy(), torch.rand(1, *SMALL_SHAPE, dtype=torch.float64), loss="kl")  # type: ignore[arg-type]

@@ -112,6 +112,17 @@ def check_loss(loss: str) -> Loss:
     return loss  # type: ignore[return-value]
 
 
+def check_iterative(name: str, norm: str, steps: int, step_size: float | None) -> None:
+    """What PGD, MAD and Momentum share: a ball they can project onto (L-inf or L2), at least one
+    step, and a step size >= 0 where one is given."""
+    if norm not in ("inf", "2"):
+        raise UserInputError(f"{name} supports norms inf and 2, not {norm!r}")
+    if steps < 1:
+        raise UserInputError(f"{name} needs at least one step, got {steps}")
+    if step_size is not None and not step_size >= 0:
+        raise UserInputError(f"{name}'s step size must be >= 0, got {step_size}")
+
+
 def margin(logits: Tensor, label: Tensor) -> Tensor:
     """(N,) max_{a != label} Z_a - Z_label (Carlini & Wagner 2017's f6 without its floor): > 0
     exactly when the greedy action is not `label`. Its gradient is that of two logits, whatever

@@ -32,12 +32,12 @@ from rlattack.attacks.base import (
     Perturbation,
     Surface,
     ball_radius,
+    check_iterative,
     clip_delta,
     norm_step,
     project,
     random_start,
 )
-from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
 
@@ -87,12 +87,7 @@ class MAD(Attack):
         seed: int = 0,
     ) -> None:
         super().__init__(eps, norm, surface, quantize, bounds)
-        if norm not in ("inf", "2"):
-            raise UserInputError(f"MAD supports norms inf and 2, not {norm!r}")
-        if steps < 1:
-            raise UserInputError(f"MAD needs at least one step, got {steps}")
-        if step_size is not None and not step_size >= 0:
-            raise UserInputError(f"MAD's step size must be >= 0, got {step_size}")
+        check_iterative("MAD", norm, steps, step_size)
         self.steps = steps
         self.step_size = 2.5 * self.eps / steps if step_size is None else float(step_size)
         self.seed = seed

@@ -32,6 +32,7 @@ from rlattack.attacks.base import (
     Surface,
     TargetRule,
     ball_radius,
+    check_iterative,
     check_loss,
     clip_delta,
     loss_gradient,
@@ -81,12 +82,7 @@ class Momentum(Attack):
         loss: Loss = "ce",
     ) -> None:
         super().__init__(eps, norm, surface, quantize, bounds, targeted, target)
-        if norm not in ("inf", "2"):
-            raise UserInputError(f"Momentum supports norms inf and 2, not {norm!r}")
-        if steps < 1:
-            raise UserInputError(f"Momentum needs at least one step, got {steps}")
-        if step_size is not None and not step_size >= 0:
-            raise UserInputError(f"Momentum's step size must be >= 0, got {step_size}")
+        check_iterative("Momentum", norm, steps, step_size)
         if not isinstance(decay, (int, float)) or not math.isfinite(decay) or decay < 0:
             raise UserInputError(f"momentum decay must be a finite number >= 0, got {decay!r}")
         self.steps = steps

@@ -27,13 +27,13 @@ from rlattack.attacks.base import (
     Surface,
     TargetRule,
     ball_radius,
+    check_iterative,
     check_loss,
     clip_delta,
     loss_gradient,
     norm_step,
     project,
 )
-from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
 
@@ -66,10 +66,7 @@ class PGD(Attack):
         loss: Loss = "ce",
     ) -> None:
         super().__init__(eps, norm, surface, quantize, bounds, targeted, target)
-        if norm not in ("inf", "2"):
-            raise UserInputError(f"PGD supports norms inf and 2, not {norm!r}")
-        if steps < 1:
-            raise UserInputError(f"PGD needs at least one step, got {steps}")
+        check_iterative("PGD", norm, steps, step_size)
         self.steps = steps
         self.step_size = 2.5 * self.eps / steps if step_size is None else step_size
         self.random_start = random_start
