@@ -60,7 +60,8 @@ class RobustDQN(DQN):
     """SB3's DQN with the hooks of the module docstring; the defaults leave plain DQN."""
 
     robust_from: int = 0
-    """the step this robust run started from (a fine-tuned victim's), where eps starts to ramp"""
+    """the step the robust run started from (the step of the victim it fine-tunes), where the eps
+    ramp starts; set from the run record on each start, so it survives a new machine too"""
     args: RobustArgs | None = None
 
     def _excluded_save_params(self) -> list[str]:
@@ -114,11 +115,13 @@ class RobustDQN(DQN):
             self.logger.record("train/robust_loss", np.mean(extras))
 
 
-def train_robust(algorithm: type[RobustDQN], args: RobustArgs, recipe: str) -> None:
-    """Train (or resume) a robust recipe's DQN; eps ramps from the step a fresh run starts at."""
+def train_robust(algorithm: type[RobustDQN], args: RobustArgs, recipe: str) -> RobustDQN:
+    """Train (or resume) a robust recipe's DQN. eps ramps from the step of the victim the run
+    fine-tunes (its record's `init_from`), or from step 0 for a run trained from scratch, whether
+    it resumes from its checkpoint or from its bundled victim on a new machine."""
     model = start(algorithm, args)
     record = run_record(args.run_dir, args, "dqn", recipe=recipe)
-    if not model.robust_from:
-        model.robust_from = model.num_timesteps
+    model.robust_from = int(record.get("init_from", {}).get("timesteps", 0))
     model.args = args
     learn(model, args, record)
+    return model

@@ -195,12 +195,14 @@ class Checkpoint(BaseCallback):
 def continue_from_victim(network: nn.Module, victim: Path, run_dir: Path) -> int:
     """Load a zoo victim's weights into `network` and start the run record and learning curve from
     the victim's, so frames, wall time and the curve keep adding up across machines; returns its
-    step count."""
+    step count. A fine-tuned victim keeps its recipe and what it started from, so continuing it
+    with the same recipe resumes that run (and its eps ramp) rather than starting a new one."""
     meta = json.loads((victim / "meta.json").read_text())
     load_weights(network, victim / "weights.safetensors")
     shutil.copyfile(victim / "curve.csv", run_dir / "curve.csv")
     keys = ("algorithm", "game", "seed", "command", "network", "timesteps", "frames", "wall_seconds")
-    record = {k: meta[k] for k in (*keys, "hardware")} | {
+    record = {k: meta[k] for k in (*keys, "hardware", "recipe", "init_from") if k in meta}
+    record |= {
         "resumed_with": meta.get("resumed_with", []),
         "args": meta.get("args", {}),
         "network_kwargs": meta.get("network_kwargs", {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -12,9 +13,11 @@ from torch import nn
 
 from agents.advtrain import Args as AdvArgs
 from agents.advtrain import perturb
-from agents.robust_dqn import TrainingNetwork
-from agents.sadqn import sa_regulariser
+from agents.robust_dqn import TrainingNetwork, train_robust
+from agents.sadqn import Args as SaArgs
+from agents.sadqn import SaDQN, sa_regulariser
 from rlattack.certify import certified
+from rlattack.zoo import ZOO
 
 
 def linear_network(w: torch.Tensor, b: torch.Tensor) -> TrainingNetwork:
@@ -116,3 +119,30 @@ def test_a_robust_recipe_fine_tunes_a_zoo_dqn_and_records_where_it_started(recip
     assert record["timesteps"] == 850301 and record["resumed_with"][0].startswith(
         f"python -m agents.{recipe}"
     )
+
+
+def test_a_bundled_robust_victim_continues_its_own_run_and_its_eps_ramp(tmp_path) -> None:
+    # an SA victim bundled 50k steps into a linear 100k-step ramp that began at pong-dqn's step
+    victim = tmp_path / "pong-dqn-sa"
+    victim.mkdir()
+    for name in ("weights.safetensors", "curve.csv"):
+        shutil.copyfile(ZOO / "pong-dqn" / name, victim / name)
+    meta = json.loads((ZOO / "pong-dqn" / "meta.json").read_text())
+    started = {"victim": "agents/zoo/pong-dqn", "timesteps": 850001, "frames": 3400004}
+    meta |= {"recipe": "sadqn", "init_from": started, "timesteps": 900001, "frames": 3600004}
+    (victim / "meta.json").write_text(json.dumps(meta))
+    run_dir = tmp_path / "run"
+    args = SaArgs(
+        run_dir=run_dir,
+        init_from=victim,
+        total_timesteps=900001,
+        buffer_size=1000,
+        ramp="linear",
+        ramp_delay=0,
+        ramp_steps=100_000,
+    )
+    model = train_robust(SaDQN, args, "sadqn")  # already at its total: nothing to train
+    assert model.num_timesteps == 900001
+    assert model.eps_now() == pytest.approx(args.eps / 2)  # half-way, not back at 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["recipe"] == "sadqn" and record["init_from"] == started
