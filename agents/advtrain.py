@@ -7,7 +7,8 @@ Each state of a batch is, with probability `--share`, replaced in the TD loss by
 perturbation against the network being trained: the untargeted attack of `rlattack.attacks` on the
 network's own greedy action, inside the L-inf ball of the current eps and [0, 1]. The TD target
 still comes from the clean next state, so the network learns to act on the perturbed state as it
-should on the clean one. eps ramps up from 0 as in SA-DQN's recipe (`agents.sadqn`).
+should on the clean one. eps rises linearly from 0 over the first 200k steps: unlike SA-DQN's
+interval bounds, a PGD perturbation is no larger than eps, so the loss needs no slow cubic start.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from rlattack.cli_options import run_command
 
 class Args(RobustArgs):
     run_dir: Path = Path("runs/pong-dqn-adv")
+    ramp: Literal["cubic", "linear"] = "linear"
+    """the rise of eps from 0 to --eps"""
+    ramp_delay: int = 0
+    """steps of this run before eps starts to rise from 0"""
+    ramp_steps: int = 200_000
+    """steps over which eps rises from 0 to --eps"""
     attack: Literal["pgd", "fgsm"] = "pgd"
     """the attack that makes the training states (random start for PGD)"""
     attack_steps: int = 3
