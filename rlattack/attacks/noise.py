@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from rlattack.attacks.base import Attack, Norm, Perturbation, Surface, norm_step
+from rlattack.attacks.draws import Draws
 from rlattack.policies import Policy
 
 
@@ -28,12 +29,10 @@ class Noise(Attack):
         seed: int | None = None,
     ) -> None:
         super().__init__(eps, norm, surface, quantize, bounds)
-        self.generator = torch.Generator()
-        if seed is not None:
-            self.generator.manual_seed(seed)
+        self.draws = Draws(seed)
 
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         with torch.no_grad():
             logits = policy(x)
-        direction = torch.randn(x.shape, generator=self.generator, dtype=x.dtype).to(x.device)
+        direction = self.draws.normal(x.shape, x)
         return Perturbation(norm_step(direction, x, self.eps, self.norm, mask), logits)

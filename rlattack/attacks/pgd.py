@@ -34,6 +34,7 @@ from rlattack.attacks.base import (
     norm_step,
     project,
 )
+from rlattack.attacks.draws import Draws
 from rlattack.policies import Policy
 
 
@@ -45,7 +46,7 @@ class PGD(Attack):
         step_size: per-step budget on the eps scale; default 2.5 * eps / steps (Madry et al.).
         random_start: start from a uniform point of the L-inf ball, or a random point of the L2
             ball, instead of the clean observation.
-        seed: seeds the random start.
+        seed: seeds the random start (drawn on `x`'s device: `rlattack.attacks.draws`).
         loss: "ce" (cross-entropy, Huang et al.) or "margin" (Carlini & Wagner's f6; untargeted
             max_{a != a*} Z_a - Z_{a*}, targeted Z_t - max_{a != t} Z_a).
     """
@@ -71,7 +72,7 @@ class PGD(Attack):
         self.step_size = 2.5 * self.eps / steps if step_size is None else step_size
         self.random_start = random_start
         self.loss = check_loss(loss)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.draws = Draws(seed)
 
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         radius = ball_radius(x, self.eps, self.norm, mask)
@@ -80,11 +81,11 @@ class PGD(Attack):
         label = clean_logits.argmax(dim=1) if target is None else target
         delta = torch.zeros_like(x)
         if self.random_start:
-            uniform = (torch.rand(x.shape, generator=self.generator, dtype=x.dtype) * 2 - 1).to(x.device)
+            uniform = self.draws.uniform(x.shape, x) * 2 - 1
             if self.norm == "inf":
                 delta = self.eps * uniform * mask
             else:  # a random direction, at a uniformly random fraction of the radius
-                fraction = torch.rand(len(x), generator=self.generator, dtype=x.dtype).to(x.device)
+                fraction = self.draws.uniform((len(x),), x)
                 delta = norm_step(uniform, x, self.eps, "2", mask) * fraction.view(-1, *([1] * (x.ndim - 1)))
             delta = clip_delta(x, delta, self.bounds)
         for _ in range(self.steps):

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from rlattack.attacks.base import TargetRule
+from rlattack.attacks.draws import Draws
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
@@ -35,11 +36,11 @@ class RandomOther:
     """A uniformly random action other than the clean greedy one (seeded)."""
 
     def __init__(self, seed: int = 0) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
+        self.draws = Draws(seed)
 
     def __call__(self, x: Tensor, logits: Tensor) -> Tensor:
         n, k = logits.shape
-        shift = torch.randint(1, k, (n,), generator=self.generator).to(logits.device)
+        shift = self.draws.integers(1, k, n, logits.device)
         return (logits.argmax(dim=1) + shift) % k
 
 
