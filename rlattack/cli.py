@@ -18,9 +18,9 @@ from rlattack import zoo
 from rlattack.attacks.spec import AttackSpec
 from rlattack.blackbox.workflow import SubstituteSettings
 from rlattack.cli_options import REQUIRED, Play, options, run_app
-from rlattack.files import write_json
+from rlattack.files import check_writable, write_json
 from rlattack.robustness.evaluation import RobustnessSettings
-from rlattack.schedules import parse_schedule
+from rlattack.schedules import FORMS, parse_schedule
 from rlattack.tables import print_table, summary_table
 
 app = typer.Typer(
@@ -48,9 +48,13 @@ def _every_command(
 
 AgentOpt = Annotated[
     str,
-    typer.Option("--agent", help="zoo name, sb3:PATH.zip or torch:PATH (TorchScript runs code: trust it)"),
+    typer.Option(
+        "--agent",
+        help="zoo name, sb3:PATH.zip, safetensors:PATH (weights only: runs nothing from the file) or "
+        "torch:PATH (torch.jit.load unpickles: the file can run any code)",
+    ),
 ]
-ScheduleOpt = Annotated[str, typer.Option(help="every, every:N, prob:P or timed:BETA (Lin et al.)")]
+ScheduleOpt = Annotated[str, typer.Option(help=f"{FORMS}; timed is Lin et al.'s")]
 SkipMissing = Annotated[
     bool, typer.Option(help="leave out zoo names that are not bundled yet, instead of refusing them")
 ]
@@ -70,6 +74,7 @@ def zoo_(
     convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
     from rlattack.tables import zoo_table
 
+    check_writable(curves, "--curves")
     found = zoo.victims()
     if curves is not None:  # first: bad input fails before anything is printed
         from rlattack.curves import write_curves
@@ -91,6 +96,7 @@ def eval_(
     json_path: Annotated[Path | None, typer.Option("--json", help="write summary and games here")] = None,
 ) -> None:
     """Play whole games with the agent under attack and print what it lost."""
+    check_writable(json_path, "--json")
     attack, when = spec.build(play.seed), parse_schedule(schedule, play.seed)
     policy, game = play.load(agent)
     result = play.evaluate(policy, game, attack, when)
@@ -116,6 +122,7 @@ def compare(
     """Clean play against the same games under attack at each eps: a table and a plot."""
     from rlattack.plots import plot_comparison
 
+    check_writable(out, "--out", folder=True)
     policy, game = play.load(agent)
     rows = []
     for s in [AttackSpec()] + [spec.with_eps(e) for e in eps or ["1/255", "4/255"]]:
@@ -158,7 +165,10 @@ def run(
         done = run_grid(config, out, backend, device, ray_address, extend, progress, skip_missing)
     except KeyboardInterrupt:
         finished = len(ResultStore(out).finished())
-        print(f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on")
+        print(
+            f"interrupted: {finished} finished cells are saved in {out}; run the same command to go on",
+            file=sys.stderr,
+        )
         sys.exit(130)
     summaries = {r["id"]: r["summary"] for r in done.store.records()}
     rows = [(cell.label, summaries[cell.id]) for cell in done.cells]
@@ -178,7 +188,9 @@ def report(
     """Figures (return and action-change rate vs eps, transfer heatmaps) and a markdown summary."""
     from rlattack.grid.report import write_report
 
-    written = write_report(results, out or results / "report")
+    out = out or results / "report"
+    check_writable(out, "--out", folder=True)
+    written = write_report(results, out)
     print("\n".join(f"wrote {path}" for path in written))
 
 
@@ -199,6 +211,7 @@ def video(
     """One game side by side: the screen, what the agent saw, and the perturbation amplified."""
     from rlattack.video import record_episode
 
+    check_writable(out, "--out")
     attack, when = spec.build(play.seed), parse_schedule(schedule, play.seed)
     policy, game = play.load(agent)
     summary = record_episode(policy, game, attack, when, out, seed=play.seed, max_steps=max_steps, fps=fps)
@@ -212,7 +225,10 @@ def video(
 @options(Play, "playing", without=("episodes", "act"), envs=8)
 @options(SubstituteSettings, "settings")
 def substitute(
-    agent: Annotated[str, typer.Option(help="the target: zoo name, sb3:PATH.zip or torch:PATH")],
+    agent: Annotated[
+        str,
+        typer.Option(help="the target, as --agent: zoo name, sb3:PATH.zip, safetensors:PATH or torch:PATH"),
+    ],
     settings: SubstituteSettings,
     playing: Play,
     out: Annotated[
@@ -222,6 +238,7 @@ def substitute(
     """Train a substitute of AGENT from its actions only (imitation + Jacobian augmentation)."""
     from rlattack.blackbox.workflow import make_substitute
 
+    check_writable(out, "--out", folder=True)
     target, game = playing.load(agent)
     make_substitute(agent, target, game, settings, out, playing.envs, playing.seed, playing.progress)
     print(f"wrote {out}; attack with it as --source torch:{out / 'substitute.pt'}")
@@ -248,6 +265,7 @@ def transfer(
     from rlattack.policies import load_policy, resolve_device
     from rlattack.tables import percent, transfer_summary
 
+    check_writable(out, "--out", folder=True)
     if skip_missing:
         source, victim = zoo.skip_unbundled(source=source, victim=victim)
     setting = TransferSetting.of(zoo.game_of(victim[0], play.game), spec, schedule, play.seed)
@@ -281,6 +299,8 @@ def robustness(
     from rlattack.robustness.evaluation import Evaluation, evaluate_robustness
     from rlattack.tables import robustness_table
 
+    check_writable(out, "--out", folder=True)
+    check_writable(json_path, "--json")
     policy, game = play.load(agent)
     games = (play.episodes, play.envs, play.seed, play.device, play.progress)
     result = evaluate_robustness(Evaluation(agent, policy, game, settings, out, *games))

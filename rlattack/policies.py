@@ -342,7 +342,9 @@ def from_sb3_policy(algorithm: str, policy: nn.Module, name: str) -> Policy:
 
 
 def load_torchscript(path: str | Path, device: str = "cpu") -> Policy:
-    """A TorchScript module taking `(N, 4, 84, 84)` floats in [0, 255] and returning logits."""
+    """A TorchScript module taking `(N, 4, 84, 84)` floats in [0, 255] and returning logits.
+
+    `torch.jit.load` unpickles, so the file can run any code: `safetensors:PATH` runs none."""
     path = Path(path)
     if not path.is_file():
         raise UserInputError(f"no such TorchScript file: {path}")
@@ -380,9 +382,13 @@ def resolve_device(name: str) -> str:
 
 
 def load_policy(agent: str, device: str = "cpu") -> Policy:
-    """Resolve the CLI's AGENT: a zoo name, `sb3:PATH.zip` or `torch:PATH`."""
+    """Resolve the CLI's AGENT: a zoo name, `sb3:PATH.zip`, `safetensors:PATH` or `torch:PATH`."""
     if agent.startswith("sb3:"):
         return load_sb3(agent[4:], device)
+    if agent.startswith("safetensors:"):
+        from rlattack.safetensors_agent import load_safetensors_agent
+
+        return load_safetensors_agent(agent.removeprefix("safetensors:"), device)
     if agent.startswith("torch:"):
         return load_torchscript(agent[6:], device)
     from rlattack.zoo import load_victim

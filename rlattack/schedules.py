@@ -98,18 +98,27 @@ class Timed:
         return f"timed:{self.beta}"
 
 
+FORMS = "every, every:N (N >= 1), prob:P (0 <= P <= 1) or timed:BETA (0 <= BETA <= 1)"
+"""What `parse_schedule` takes, with the allowed range of each number."""
+
+
 def parse_schedule(spec: str, seed: int = 0) -> Schedule:
-    """`every`, `every:N`, `prob:P` or `timed:BETA`, as written on the command line and in configs."""
-    kind, _, arg = spec.partition(":")
+    """`every`, `every:N`, `prob:P` or `timed:BETA`, as written on the command line and in configs.
+
+    A number out of its range is refused by the schedule itself, with that range.
+    """
+    if spec == "every":
+        return EveryStep()
+    kind, colon, arg = spec.partition(":")
+    number = {"every": int, "prob": float, "timed": float}.get(kind)
     try:
-        if kind == "every" and not arg:
-            return EveryStep()
-        if kind == "every":
-            return EveryN(int(arg))
-        if kind == "prob":
-            return WithProbability(float(arg), seed)
-        if kind == "timed":
-            return Timed(float(arg))
+        value = number(arg) if number is not None and colon else None
     except ValueError:
-        pass
-    raise UserInputError(f"bad schedule {spec!r}: use every, every:N, prob:P or timed:BETA")
+        value = None
+    if value is None:
+        raise UserInputError(f"bad schedule {spec!r}: use {FORMS}")
+    if kind == "every":
+        return EveryN(int(value))
+    if kind == "prob":
+        return WithProbability(value, seed)
+    return Timed(value)

@@ -12,7 +12,11 @@ if TYPE_CHECKING:
     from rlattack.grid.store import TransferRecord
     from rlattack.zoo import Victim
 
+from rlattack.observations import MAX_FRAMES
 from rlattack.policies import Q_VALUE_ALGORITHMS
+
+CUT = f"hit the {MAX_FRAMES:,}-frame cap and were cut off there"
+"""The footnote of a return marked `*`: some of its games did not end by themselves."""
 
 SUMMARY_COLUMNS = (
     ("return_mean", "return", "{:.2f}"),
@@ -29,17 +33,30 @@ SUMMARY_COLUMNS = (
 
 
 def summary_table(rows: Sequence[tuple[str, dict[str, Any]]], title: str = "") -> Table:
-    """One row per (label, summary) pair, in the order given."""
+    """One row per (label, summary) pair, in the order given. A return that counts games cut off
+    at the frame cap is marked `*`, and the caption says how many games of which row."""
     table = Table(title=title or None)
     table.add_column("setting")
     for _, header, _ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
+    cut = []
     for label, summary in rows:
-        table.add_row(
-            label,
-            *("-" if summary[key] is None else fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS),
-        )
+        cells = {
+            key: "-" if summary[key] is None else fmt.format(summary[key]) for key, _, fmt in SUMMARY_COLUMNS
+        }
+        if games_cut(summary):
+            cells["return_mean"] += "*"
+            where = f" ({label})" if len(rows) > 1 else ""
+            cut.append(f"{games_cut(summary)} of {summary['episodes']} games{where}")
+        table.add_row(label, *cells.values())
+    if cut:
+        table.caption = f"* {', '.join(cut)} {CUT}"
     return table
+
+
+def games_cut(summary: dict[str, Any]) -> int:
+    """Games of a summary cut off at the frame cap (0 for summaries written before they were counted)."""
+    return summary.get("games_cut") or 0
 
 
 def percent(rate: float | None, missing: str = "-") -> str:
@@ -101,11 +118,18 @@ def transfer_summary(records: Sequence[TransferRecord], title: str) -> Table:
 def robustness_table(result: dict[str, Any]) -> Table:
     """Per eps: each attack's mean return, the worst case and the certified action rate."""
     names = list(dict.fromkeys(name for row in result["eps"] for name in row["attacks"]))
-    table = Table(title=f"{result['agent']} on {result['game']}: clean {result['clean']['return_mean']:.2f}")
+
+    def returned(summary: dict[str, Any]) -> str:
+        return f"{summary['return_mean']:.2f}" + ("*" if games_cut(summary) else "")
+
+    cut = games_cut(result["clean"]) + sum(
+        games_cut(s) for row in result["eps"] for s in row["attacks"].values()
+    )
+    table = Table(title=f"{result['agent']} on {result['game']}: clean {returned(result['clean'])}")
     for column in ("eps", *names, "worst case", "certified"):
         table.add_column(column, justify="right")
     for row in result["eps"]:
-        cells = [f"{row['attacks'][n]['return_mean']:.2f}" if n in row["attacks"] else "-" for n in names]
+        cells = [returned(row["attacks"][n]) if n in row["attacks"] else "-" for n in names]
         worst = row["worst_case"]
         eps = f"{row['eps']:g} ({row['eps'] * 255:.3g}/255)"
         table.add_row(
@@ -117,4 +141,6 @@ def robustness_table(result: dict[str, Any]) -> Table:
     area = "n/a" if result["auc"] is None else f"{result['auc']:.3f}"
     smallest = "not searched" if result["min_eps"] is None else f"{result['min_eps']:.5f}"
     table.caption = f"area under the curve {area}; smallest eps that breaks it: {smallest}"
+    if cut:
+        table.caption += f"; * {cut} games {CUT}"
     return table

@@ -33,9 +33,10 @@ def shipped_state(network: nn.Module) -> dict[str, Tensor]:
     return state
 
 
-def save_weights(network: nn.Module, path: Path) -> None:
+def save_weights(network: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """Write the shipped state; `metadata` is text the file's header carries beside the tensors."""
     state = {k: v.detach().cpu().contiguous() for k, v in shipped_state(network).items()}
-    atomic_write(path, lambda p: save_file(state, str(p)))
+    atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
 
 
 def file_sha256(path: Path) -> str:
@@ -61,7 +62,11 @@ def _fit(network: nn.Module, state: dict[str, Tensor], expected: set[str], stric
 
 def load_weights(network: nn.Module, path: Path) -> None:
     """Load `path` into `network`; ValueError where the file does not fit it exactly."""
-    state = load_file(str(path))
+    fit_weights(network, load_file(str(path)))
+
+
+def fit_weights(network: nn.Module, state: dict[str, Tensor]) -> None:
+    """Load `state`, holding exactly the names `save_weights` writes, into `network`; ValueError otherwise."""
     _fit(network, state, set(shipped_state(network)), strict=False)  # strict would ask for the aliases
     if hasattr(network, "q_net_target"):  # DQN: the target network starts as a copy, as in training
         network.q_net_target.load_state_dict(network.q_net.state_dict())

@@ -13,19 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from gymnasium import spaces
-from torch import nn
-
 from rlattack.errors import UserInputError
-from rlattack.networks import build_network
-from rlattack.observations import OBS_SHAPE
-from rlattack.policies import Policy, from_sb3_policy, sb3_class
+from rlattack.policies import Policy
+from rlattack.safetensors_agent import build_architecture
 from rlattack.weights import file_sha256, load_weights
 
 ZOO = Path(__file__).resolve().parent.parent / "agents" / "zoo"
@@ -101,7 +96,7 @@ PLANNED = re.compile(
 
 def not_bundled(agents: Iterable[str]) -> list[str]:
     """The names among `agents` that a victim may be bundled under but none is yet, each once:
-    what a grid planned for victims still in training leaves out. Files (`sb3:`, `torch:`) and
+    what a grid planned for victims still in training leaves out. Files (`sb3:`, `torch:`, ...) and
     names outside the zoo's naming scheme (a typo, say) are not among them: loading refuses them.
     """
     names = {v.name for v in victims()}
@@ -125,7 +120,9 @@ def victim(name: str) -> Victim:
     by_name = {v.name: v for v in victims()}
     if name not in by_name:
         known = ", ".join(by_name) or "none bundled yet"
-        raise UserInputError(f"unknown agent {name!r}: use a zoo name ({known}), sb3:PATH.zip or torch:PATH")
+        raise UserInputError(
+            f"unknown agent {name!r}: use a zoo name ({known}), sb3:PATH.zip, safetensors:PATH or torch:PATH"
+        )
     return by_name[name]
 
 
@@ -139,19 +136,6 @@ def game_of(agent: str, game: str | None = None, asked_as: str = "--game") -> st
     return zoo_game
 
 
-def _untrained(v: Victim) -> tuple[nn.Module, Callable[[nn.Module], Policy]]:
-    """The victim's network, freshly built, and how its logits are read once weights are in."""
-    if v.algorithm == "a3c":  # our own actor-critic: its forward pass is the logits
-        network = build_network(v.meta["network"], OBS_SHAPE, v.n_actions)
-        return network, lambda net: Policy(net, v.n_actions, name=v.name)
-    sb3_network = sb3_class(v.algorithm).policy_aliases["CnnPolicy"]
-    obs_space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-    network = sb3_network(
-        obs_space, spaces.Discrete(v.n_actions), lambda _: 0.0, **v.meta.get("network_kwargs", {})
-    )
-    return network, lambda net: from_sb3_policy(v.algorithm, net, name=v.name)
-
-
 def load_victim(name: str, device: str = "cpu") -> Policy:
     """Build the victim's network and load its weights (the target network is not shipped).
 
@@ -159,7 +143,8 @@ def load_victim(name: str, device: str = "cpu") -> Policy:
     must match the sha256 its `meta.json` records; a victim still in training records none.
     """
     v = victim(name)
-    network, to_policy = _untrained(v)
+    kwargs = v.meta.get("network_kwargs", {})
+    network, to_policy = build_architecture(v.algorithm, v.meta["network"], v.n_actions, kwargs, v.name)
     weights = v.path / "weights.safetensors"
     recorded = v.meta.get("weights_sha256")
     try:

@@ -104,14 +104,18 @@ def sb3_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-@pytest.fixture(scope="session")
-def tiny_atari_agent(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A TorchScript Pong policy (6 actions) cheap enough to play whole games in a second."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.AvgPool2d(6), nn.Flatten(), nn.Linear(4 * 14 * 14, 6))
-    path = tmp_path_factory.mktemp("agents") / "tiny.pt"
+def scripted_agent(path: Path, n_actions: int, seed: int) -> str:
+    """A TorchScript Atari policy with `n_actions`, cheap enough to play whole games in a second."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.AvgPool2d(6), nn.Flatten(), nn.Linear(4 * 14 * 14, n_actions))
     torch.jit.script(net).save(str(path))
     return f"torch:{path}"
+
+
+@pytest.fixture(scope="session")
+def tiny_atari_agent(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A TorchScript Pong policy (6 actions)."""
+    return scripted_agent(tmp_path_factory.mktemp("agents") / "tiny.pt", 6, seed=0)
 
 
 def stop_with_ctrl_c(command: list[str], ready: Callable[[], bool], after: float = 0.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -190,3 +191,89 @@ def test_compare_writes_its_table_and_plot(monkeypatch, tiny_atari_agent, tmp_pa
     )
     assert (tmp_path / "compare.png").stat().st_size > 0
     assert "actions sampled" in capsys.readouterr().out
+
+
+OUTPUTS = [
+    (["eval", "--agent", "{agent}", "--game", "pong"], "--json", "out.json"),
+    (["compare", "--agent", "{agent}", "--game", "pong"], "--out", "demo/"),
+    (["video", "--agent", "{agent}", "--game", "pong"], "--out", "clip.mp4"),
+    (["substitute", "--agent", "{agent}", "--game", "pong"], "--out", "sub/"),
+    (["transfer", "--source", "{agent}", "--victim", "{agent}", "--eps", "0.01"], "--out", "transfer/"),
+    (["robustness", "--agent", "{agent}", "--eps", "1/255", "--out", "{fine}"], "--json", "out.json"),
+    (["robustness", "--agent", "{agent}", "--eps", "1/255"], "--out", "results/"),
+    (["zoo"], "--curves", "curves.png"),
+    (["report", "{fine}"], "--out", "report/"),
+]
+"""Each command's output options: the command, the option, and a name for it (/: a folder)."""
+
+UNWRITABLE = [
+    (*output, case)
+    for output in OUTPUTS
+    for case in ("onto a file" if output[2].endswith("/") else "onto a folder", "under a file", "read-only")
+]
+"""Each output with each way it cannot be written (a file may exist, a folder too)."""
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "name", "case"), UNWRITABLE, ids=[f"{c[0]} {o} {k}" for c, o, _, k in UNWRITABLE]
+)
+def test_an_unwritable_output_is_refused_before_anything_is_played(
+    monkeypatch, tiny_atari_agent, tmp_path, capsys, command, option, name, case
+) -> None:
+    if case == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders; a read-only file system would refuse it")
+
+    def load(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the agent was loaded before its outputs were checked")
+
+    monkeypatch.setattr("rlattack.cli_options.load_policy", load)
+    monkeypatch.setattr("rlattack.policies.load_policy", load)
+    name = name.rstrip("/")
+    blocker, read_only = tmp_path / "blocker", tmp_path / "read-only"
+    blocker.write_text("a file")
+    read_only.mkdir()
+    target = {
+        "onto a folder": tmp_path / name,
+        "onto a file": blocker,
+        "under a file": blocker / name,
+        "read-only": read_only / name,
+    }[case]
+    if case == "onto a folder":
+        target.mkdir()
+    read_only.chmod(0o555)
+    try:
+        args = [a.format(agent=tiny_atari_agent, fine=tmp_path / "fine") for a in command]
+        assert run(monkeypatch, *args, option, str(target)) == 2
+    finally:
+        read_only.chmod(0o755)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith(f"rlattack: error: {option} {target}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["blocker", "read-only"] + ([name] if case == "onto a folder" else [])
+    )
+    assert list(read_only.iterdir()) == [] and blocker.read_text() == "a file"
+
+
+def test_games_cut_at_the_frame_cap_are_flagged_counted_and_marked(
+    monkeypatch, tiny_atari_agent, tmp_path, capsys
+) -> None:
+    monkeypatch.setattr("rlattack.envs.MAX_FRAMES", 400)  # 100 steps: every game of Pong is cut
+    out = tmp_path / "out.json"
+    args = ["eval", "--agent", tiny_atari_agent, "--game", "pong", "--episodes", "2", "--envs", "2"]
+    assert run(monkeypatch, *args, "--json", str(out), "--no-progress") == 0
+    payload = json.loads(out.read_text())
+    assert [(g["truncated"], g["length"]) for g in payload["episodes"]] == [(True, 100), (True, 100)]
+    assert payload["summary"]["games_cut"] == 2
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "* 2 of 2 games hit the 108,000-frame cap" in printed
+
+
+def test_an_interrupted_grid_says_so_on_stderr(monkeypatch, tmp_path, capsys) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rlattack.grid.run.run_grid", interrupted)
+    assert run(monkeypatch, "run", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "out")) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("interrupted: 0 finished cells are saved in")

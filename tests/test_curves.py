@@ -92,8 +92,8 @@ def test_zoo_draws_the_curves_of_the_bundled_victims(tmp_path, monkeypatch, caps
         (["--curves", "{tmp}/c.jpg"], "is written as .png, .pdf, .svg"),
         (["--curves", "{tmp}/c.png", "--window", "0"], "Invalid value for '--window'"),
         (["--window", "0"], "Invalid value for '--window'"),
-        (["--curves", "{tmp}"], "is written as .png"),
-        (["--curves", "{tmp}/dir.png"], "cannot write the figure"),
+        (["--curves", "{tmp}"], "is a folder; name a file in it"),
+        (["--curves", "{tmp}/dir.png"], "is a folder; name a file in it"),
     ],
 )
 def test_zoo_refuses_a_bad_figure_before_printing_anything(

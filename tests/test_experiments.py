@@ -195,8 +195,8 @@ def test_ctrl_c_mid_grid_then_rerun_finishes_every_cell_once(tmp_path, tiny_atar
     while not finished_records(out) and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     child.send_signal(signal.SIGINT)
-    stdout, _ = child.communicate(timeout=60)
-    assert child.returncode == 130 and "interrupted" in stdout
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted" in stderr
     before = {path.name: path.read_bytes() for path in finished_records(out)}
     assert 1 <= len(before) < 3
     resumed = run_grid(config, out, progress=False)

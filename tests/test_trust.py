@@ -1,5 +1,6 @@
-"""Untrusted files: an SB3 zip never has its pickles run, damaged files are one line, zoo weights
-must match their recorded sha256, and a budget above the [0, 1] scale is refused."""
+"""Untrusted files: an SB3 zip never has its pickles run, a safetensors agent runs nothing from
+its file, damaged files are one line, zoo weights must match their recorded sha256, and a budget
+above the [0, 1] scale is refused."""
 
 from __future__ import annotations
 
@@ -19,14 +20,17 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import rlattack.zoo
 from agents.export import bundle
 from rlattack.attacks import AttackSpec
 from rlattack.cli import main
 from rlattack.errors import UserInputError
+from rlattack.networks import nature_cnn
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import from_sb3_policy, load_sb3, sb3_class
+from rlattack.policies import from_sb3_policy, load_policy, load_sb3, sb3_class
+from rlattack.safetensors_agent import save_safetensors_agent
 from rlattack.weights import file_sha256
 from rlattack.zoo import load_victim, victims
 
@@ -288,3 +292,119 @@ def test_eval_refuses_eps_above_one_with_status_2(monkeypatch, capsys) -> None:
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("rlattack: error: eps '1e9' is above 1") and err.count("\n") == 1
+
+
+A3C = {"algorithm": "a3c", "network": "nature-cnn", "n_actions": "6"}
+
+
+def _nature_cnn_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return dict(nature_cnn(6).state_dict())
+
+
+WEIGHTS_ONLY_REFUSALS = {
+    "no metadata": (None, None, "lacks the metadata algorithm, network, n_actions"),
+    "some metadata": ({"algorithm": "a3c"}, None, "lacks the metadata network, n_actions"),
+    "an unknown algorithm": (A3C | {"algorithm": "sac"}, None, "unknown algorithm 'sac' (known: a3c, dqn"),
+    "an unknown network": (
+        A3C | {"network": "resnet"},
+        None,
+        "unknown network 'resnet' (known: nature-cnn, mlp)",
+    ),
+    "a network SB3 does not build": (
+        A3C | {"algorithm": "dqn", "network": "mlp"},
+        None,
+        "SB3's dqn CnnPolicy is a nature-cnn, not 'mlp'",
+    ),
+    "actions not a number": (
+        A3C | {"n_actions": "six"},
+        None,
+        "n_actions 'six' is not a whole number from 1 to 18",
+    ),
+    "too many actions": (A3C | {"n_actions": "99999999999"}, None, "from 1 to 18 (Atari's full action set)"),
+    "no actions": (A3C | {"n_actions": "0"}, None, "n_actions '0' is not a whole number from 1 to 18"),
+    "kwargs not JSON": (A3C | {"network_kwargs": "{"}, None, "network_kwargs '{' is not a JSON object"),
+    "kwargs for a3c": (
+        A3C | {"network_kwargs": '{"hidden": 3}'},
+        None,
+        "a3c networks take no network_kwargs",
+    ),
+    "an unread SB3 keyword": (
+        A3C | {"algorithm": "dqn", "network_kwargs": '{"features_extractor_class": "Mine"}'},
+        None,
+        "network_kwargs features_extractor_class is not one of net_arch, ",
+    ),
+    "a tensor missing": (
+        A3C,
+        lambda s: {k: v for k, v in s.items() if k != "value_head.bias"},
+        "missing ['value_head.bias']",
+    ),
+    "a tensor too many": (A3C, lambda s: s | {"extra": torch.zeros(1)}, "unexpected ['extra']"),
+    "a tensor misshapen": (
+        A3C,
+        lambda s: s | {"policy_head.bias": torch.zeros(4)},
+        "size mismatch for policy_head.bias",
+    ),
+    "fewer actions than its tensors": (
+        A3C | {"n_actions": "4"},
+        None,
+        "size mismatch for policy_head.weight",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", WEIGHTS_ONLY_REFUSALS)
+def test_a_weights_only_agent_that_does_not_describe_its_network_is_one_line(tmp_path, case) -> None:
+    metadata, change, reason = WEIGHTS_ONLY_REFUSALS[case]
+    path = tmp_path / "agent.safetensors"
+    state = _nature_cnn_state()
+    save_file(change(state) if change else state, str(path), metadata=metadata)
+    with pytest.raises(UserInputError) as refused:
+        load_policy(f"safetensors:{path}")
+    message = str(refused.value)
+    assert message.startswith(f"cannot load safetensors agent {path}: ") and "\n" not in message
+    assert reason in message, message
+
+
+def test_a_weights_only_file_that_is_missing_or_foreign_is_one_line(tmp_path) -> None:
+    with pytest.raises(UserInputError, match=f"^no such safetensors agent file: {tmp_path / 'none'}$"):
+        load_policy(f"safetensors:{tmp_path / 'none'}")
+    save_safetensors_agent(nature_cnn(6), tmp_path / "whole.safetensors", algorithm="a3c", n_actions=6)
+    raw = (tmp_path / "whole.safetensors").read_bytes()
+    for name, content in {"junk": b"not a safetensors file", "cut short": raw[:-100], "empty": b""}.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(UserInputError) as refused:
+            load_policy(f"safetensors:{path}")
+        assert str(refused.value).startswith(
+            f"cannot load safetensors agent {path}: damaged or not a safetensors file ("
+        ), name
+
+
+def test_a_weights_only_agent_loads_without_unpickling_anything(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "agent.safetensors"
+    save_safetensors_agent(nature_cnn(6), path, algorithm="a3c", n_actions=6)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a loader that can run code was called")
+
+    for module, name in [(pickle, "load"), (pickle, "loads"), (torch, "load"), (torch.jit, "load")]:
+        monkeypatch.setattr(module, name, refuse)
+    assert load_policy(f"safetensors:{path}").n_actions == 6
+
+
+def test_a_weights_only_agent_with_other_actions_than_its_game_is_refused_with_status_2(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    path = tmp_path / "four.safetensors"
+    save_safetensors_agent(nature_cnn(4), path, algorithm="a3c", n_actions=4)
+    args = ["eval", "--agent", f"safetensors:{path}", "--game", "pong", "--episodes", "1", "--no-progress"]
+    monkeypatch.setattr(sys, "argv", ["rlattack", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "rlattack: error: action-space mismatch: safetensors:four.safetensors has 4 actions, pong has 6\n"
+    )

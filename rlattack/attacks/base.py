@@ -2,7 +2,8 @@
 
 Units follow the papers: observations are floats in [0, 1] (pixels / 255) and `eps` is on that
 scale, so `eps=1/255` is one gray level. The reported norms are those of the perturbation that
-reaches the policy, after clipping and (with `quantize=True`) rounding to uint8 frames.
+reaches the policy, after clipping and (with `quantize=True`) rounding to uint8 frames; L0
+counts only features that moved by more than float rounding (`moved`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class AttackResult:
     l2: Tensor
     """(N,) effective L2 norm of adv - x"""
     l0: Tensor
-    """(N,) number of features that changed"""
+    """(N,) number of features that changed (by more than float rounding: `moved`)"""
     target: Tensor | None = None
     """(N,) the actions a targeted attack aimed at"""
     iterations: Tensor | None = None
@@ -204,6 +205,24 @@ def project(delta: Tensor, radius: float, norm: Norm) -> Tensor:
     return delta * (radius / length.clamp_min(1e-12)).clamp(max=1.0)
 
 
+ROUNDING_ULPS = 4
+"""How far (in units of the last place, at 1.0 or at the feature's own magnitude if larger) a
+feature may sit from its clean value and still count as unmoved in L0."""
+
+
+def moved(x: Tensor, adv: Tensor) -> Tensor:
+    """Where `adv` really moved away from `x`: by more than `ROUNDING_ULPS` ulps.
+
+    Steps that cancel (PGD's +a then -a, a projection back to the clean value) leave `x + delta`
+    an ulp or so off `x`: counted, they added about 1,200 of 28,224 features to PGD's L0 at
+    1/255 on pong-dqn.
+    The tolerance is 4.8e-7 in float32 (1/8000 of a gray level) and 8.9e-16 in float64: above
+    rounding residues, far below any change a policy could notice.
+    """
+    scale = torch.maximum(x.abs(), torch.ones_like(x))
+    return (adv - x).abs() > ROUNDING_ULPS * torch.finfo(x.dtype).eps * scale
+
+
 def clip_delta(x: Tensor, delta: Tensor, bounds: tuple[float, float] | None) -> Tensor:
     """`delta` shortened so that x + delta stays inside `bounds` (None: unchanged)."""
     return delta if bounds is None else (x + delta).clamp(*bounds) - x
@@ -312,7 +331,7 @@ class Attack(ABC):
             adv_logits=adv_logits,
             linf=change.abs().amax(dim=1),
             l2=change.norm(dim=1),
-            l0=(change != 0).sum(dim=1).to(x.dtype),
+            l0=moved(x, adv).flatten(1).sum(dim=1).to(x.dtype),
             target=target,
             iterations=found.iterations,
         )

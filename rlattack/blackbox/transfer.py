@@ -20,6 +20,7 @@ from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.report import transfer_figures, transfer_table
+from rlattack.grid.run import check_target
 from rlattack.grid.store import ResultStore, TransferRecord, transfer_key
 from rlattack.policies import Policy, weights_digest
 from rlattack.rollout.agent_step import Act, check_act
@@ -113,18 +114,19 @@ def transfer_matrix(
     def key(source: str, target: str) -> str:
         return transfer_key(common | {"source": source, "target": target})
 
-    env = make_vector_env(s.game, 1)  # every policy must fit the game before anything is written
-    digests = {}
-    try:
-        for agent in [*sources, *targets]:
-            policy = load(agent)
-            policy.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, s.game)
-            if agent in targets:
-                check_act(policy, act)
-            digests[agent] = weights_digest(policy)
-    finally:
-        env.close()
     store = ResultStore(out)
+    store.check_root()
+    env = make_vector_env(s.game, 1)  # every policy and the target rule must fit the game first
+    game = (int(env.single_action_space.n), env.single_observation_space.shape, s.game)
+    env.close()
+    digests = {}
+    for agent in [*sources, *targets]:
+        policy = load(agent)
+        policy.check_fits(*game)
+        if agent in targets:
+            check_act(policy, act)
+        digests[agent] = weights_digest(policy)
+    check_target(s.target_rule, *game)
 
     def weights(source: str, target: str) -> dict[str, str]:
         return {"source": digests[source], "target": digests[target]}

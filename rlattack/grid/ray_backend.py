@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from rlattack.errors import UserInputError
 
 if TYPE_CHECKING:
     from rlattack.grid.config import Cell
+
+
+def require_ray() -> ModuleType:
+    """Ray, or a refusal that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserInputError("--backend ray needs Ray: pip install 'rlattack[ray]'") from None
+    return ray
 
 
 def run_on_ray(
@@ -22,10 +32,7 @@ def run_on_ray(
 ) -> None:
     """`run_cell` on each cell as a Ray task; each record comes back here as it finishes and goes
     to `finished` at once."""
-    try:
-        import ray
-    except ImportError:
-        raise UserInputError("--backend ray needs Ray: pip install 'rlattack[ray]'") from None
+    ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         # address None: RAY_ADDRESS if set, else a new local instance.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -33,6 +34,22 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 
 NORM_ORDER = ("inf", "2", "1")
 NORM_NAMES = {"inf": "L-inf", "2": "L2", "1": "L1"}
+
+
+MARKDOWN_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def md(text: object) -> str:
+    """User text (agent names, attack options, a folder's name) as markdown shows it literally: a
+    `|` cannot end a table cell, HTML is shown instead of passed through, and a line break stays
+    inside its cell."""
+    return re.sub(r"\r\n|\r|\n", "<br>", str(text).translate(MARKDOWN_ESCAPES))
+
+
+def fenced(text: str, info: str = "") -> list[str]:
+    """`text` as a fenced code block whose fence no line of it can close."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return [fence + info, text, fence]
 
 
 def mean_ci(scores: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -58,10 +75,10 @@ def write_report(results: Path, out: Path) -> list[Path]:
     if records:
         for game, rows in _games_table(records).groupby("game"):
             for metric in ("return", "action_change"):
-                path = out / f"{metric}_vs_eps_{game}.png"
+                path = out / safe_name(f"{metric}_vs_eps_{game}.png")
                 if _plot_vs_eps(rows, metric, path, str(game)):
                     written.append(path)
-            path = out / f"return_vs_attacked_{game}.png"
+            path = out / safe_name(f"return_vs_attacked_{game}.png")
             if _plot_vs_attacked(rows, path, str(game)):
                 written.append(path)
     written += transfer_figures(transfers, out)
@@ -290,9 +307,9 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
         target = r.target + (" (sampled)" if r.act == "sample" else "")
         clean = "n/a" if r.clean_return is None else f"{r.clean_return:.2f}"
         lines.append(
-            f"| {r.game} | {r.attack} | {NORM_NAMES.get(r.norm, r.norm)} | {r.eps:g} "
-            f"| {r.target_rule or '-'} "
-            f"| {r.source} | {target} | {r.episodes} | {clean} | {r.return_mean:.2f} ± {r.return_std:.2f} "
+            f"| {md(r.game)} | {md(r.attack)} | {md(NORM_NAMES.get(r.norm, r.norm))} | {r.eps:g} "
+            f"| {md(r.target_rule or '-')} | {md(r.source)} | {md(target)} | {r.episodes} | {clean} "
+            f"| {r.return_mean:.2f} ± {r.return_std:.2f} "
             f"| {percent(r.action_change_rate, 'n/a')} | {percent(r.source_success_rate, 'n/a')} "
             f"| {percent(r.target_rate, 'n/a')} |"
         )
@@ -302,23 +319,21 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
 def _markdown(
     records: list[dict], transfers: list[TransferRecord], store: ResultStore, figures: list[Path], out: Path
 ) -> str:
-    lines = [f"# Results of {store.root.name}", ""]
+    lines = [f"# Results of {md(store.root.name)}", ""]
     if records:
         info = store.run_info() or {}
         code = info.get("code", {})
         lines += [
-            f"{len(records)} cells; code {code.get('version')} at commit {code.get('commit')}"
+            f"{len(records)} cells; code {md(code.get('version'))} at commit {md(code.get('commit'))}"
             + (" (with local edits)" if code.get("dirty") else "")
             + ". The grid:",
             "",
-            "```yaml",
-            yaml.safe_dump(info.get("grid", {}), sort_keys=False).strip(),
-            "```",
+            *fenced(yaml.safe_dump(info.get("grid", {}), sort_keys=False).strip(), "yaml"),
             "",
             "std is that of the game scores (as in `rlattack eval`); the 95% CI is Student t on the mean.",
             "",
         ]
-    lines += [f"![{p.stem}]({p.relative_to(out)})" for p in figures] + [""]
+    lines += [f"![{md(p.stem)}]({p.relative_to(out)})" for p in figures] + [""]
     if records:
         lines += _cells_table(records)
     if transfers:
@@ -339,8 +354,8 @@ def _cells_table(records: list[dict]) -> list[str]:
         options = "".join(f" {k}={v}" for k, v in sorted(c["options"].items()))
         norm = "" if c["attack"] == "none" else NORM_NAMES[c["norm"]]
         lines.append(
-            f"| {c['game']} | {_agent(c)} | {c['attack']}{options} | {norm} "
-            f"| {c['eps']:g} | {c['schedule']} | {c['seed']} | {s['episodes']} | {mean:.2f} "
+            f"| {md(c['game'])} | {md(_agent(c))} | {md(c['attack'] + options)} | {norm} "
+            f"| {c['eps']:g} | {md(c['schedule'])} | {c['seed']} | {s['episodes']} | {mean:.2f} "
             f"| {s['return_std']:.2f} | {ci} | {s['action_change_rate']:.1%} |"
         )
     return lines

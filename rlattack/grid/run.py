@@ -21,12 +21,13 @@ import torch
 from tqdm import tqdm
 
 from rlattack import zoo
+from rlattack.attacks.targets import PolicyAction, parse_target
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.config import Cell, GridConfig, expand, load_grid
-from rlattack.grid.ray_backend import run_on_ray
-from rlattack.grid.store import ResultStore, code_version, now
+from rlattack.grid.ray_backend import require_ray, run_on_ray
+from rlattack.grid.store import CellRecord, ResultStore, code_version, now
 from rlattack.policies import Policy, load_policy, resolve_device, weights_digest
 from rlattack.rollout.agent_step import check_act
 from rlattack.rollout.evaluate import evaluate
@@ -35,7 +36,7 @@ from rlattack.schedules import parse_schedule
 
 def check_cells(cells: list[Cell]) -> None:
     """Fail before the first cell runs: attacks must build, agents must fit their games and
-    how they act."""
+    how they act, and a targeted attack's target must be an action of its game."""
     for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
         cell.spec.build(cell.seed)
     actions = {}
@@ -47,6 +48,23 @@ def check_cells(cells: list[Cell]) -> None:
         policy = _policy(agent, "cpu")
         policy.check_fits(*actions[game], game)
         check_act(policy, act)
+    targets = {(c.options.get("target"), c.game) for c in cells}
+    for target, game in sorted((t, g) for t, g in targets if t is not None):
+        check_target(target, *actions[game], game)
+
+
+def check_target(target: str | None, n_actions: int, obs_shape: tuple[int, ...], game: str) -> None:
+    """A target rule must name an action `game` has, and an adversary's policy must fit the game:
+    tried on one blank observation, so that the run is refused before any game is played."""
+    if target is None:
+        return
+    rule = parse_target(target)
+    if isinstance(rule, PolicyAction):
+        try:
+            rule.adversary.check_fits(n_actions, obs_shape, game)
+        except UserInputError as e:
+            raise UserInputError(f"target {target}: {e}") from None
+    rule(torch.zeros(1, *obs_shape), torch.zeros(1, n_actions))
 
 
 @lru_cache(maxsize=8)
@@ -87,7 +105,7 @@ def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) 
         schedule = parse_schedule(cell.schedule, cell.seed)
         games = (cell.episodes, cell.envs, cell.seed)
         result = evaluate(policy, cell.game, attack, schedule, *games, progress=False, act=cell.act)
-    return {
+    record = {
         "id": cell.id,
         "cell": cell.model_dump(mode="json"),
         **result.to_dict(),
@@ -97,6 +115,8 @@ def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) 
         "code": code_version(),
         "finished_at": now(),
     }
+    CellRecord.model_validate(record, strict=True)  # as the store reads it back
+    return record
 
 
 @dataclass
@@ -134,6 +154,8 @@ def run_grid(
     if backend not in ("local", "ray"):
         raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
     grid = load_grid(config)
+    store = ResultStore(out)
+    store.check_root()
     left_out = zoo.not_bundled(grid.agents) if skip_missing else []
     present = [agent for agent in grid.agents if agent not in left_out]
     if not present:
@@ -145,13 +167,16 @@ def run_grid(
     check_cells(cells)
     device = device or grid.device
     resolve_device(device)
-    store = ResultStore(out)
+    if backend == "ray":
+        require_ray()
+    # A name can hold other weights later (a victim trained further): its cells play again.
+    digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
     with store.lock():
-        _record_run(store, grid, config, backend, device, extend, left_out)
-        store.write_summary()  # reads every record: a damaged one stops the run before it starts
-        # A name can hold other weights later (a victim trained further): its cells play again.
-        digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
-        done = store.finished()
+        done = store.finished()  # reads every record: a damaged one refuses the run before it writes
+        info = _run_info(store, grid, config, backend, device, extend, left_out, bool(done))
+        atomic_write(store.root / f"config{config.suffix}", lambda p: p.write_text(config.read_text()))
+        store.write_run_info(info)
+        store.write_summary()
         pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
         replayed = sum(c.id in done for c in pending)
         run = GridRun(store, cells, len(cells) - len(pending), 0, replayed, left_out)
@@ -176,7 +201,7 @@ def run_grid(
     return run
 
 
-def _record_run(
+def _run_info(
     store: ResultStore,
     grid: GridConfig,
     config: Path,
@@ -184,26 +209,29 @@ def _record_run(
     device: str,
     extend: bool,
     left_out: list[str],
-) -> None:
-    """Keep the config and code version with the results; refuse a different grid unless asked."""
-    info = store.run_info() or {"grid": grid.identity(), "created": now(), "runs": [], "earlier_grids": []}
+    has_results: bool,
+) -> dict[str, Any]:
+    """`run.json` with this invocation added (not written yet); a different grid is refused unless
+    asked to extend, or unless the directory holds no results of the other one."""
+    fresh = {"grid": grid.identity(), "created": now(), "runs": [], "earlier_grids": []}
+    info = store.run_info() or fresh
     if info["grid"] != grid.identity():
         now_grid = grid.identity()
         changed = sorted(
             k for k in info["grid"].keys() | now_grid.keys() if info["grid"].get(k) != now_grid.get(k)
         )
-        if not extend:
+        if has_results and not extend:
             raise UserInputError(
                 f"{store.root} holds results of a different grid (changed: {', '.join(changed)}); "
                 "use another --out, or --extend to add this grid's cells to it"
             )
-        info["earlier_grids"].append(info["grid"])
-        info["grid"] = grid.identity()
+        if has_results:
+            info["earlier_grids"].append(info["grid"])
+        info["grid"] = now_grid
     code = code_version()
     info["code"] = code
     info["runs"].append(
         {"started": now(), "backend": backend, "device": device, "config": str(config), "code": code}
         | {"left_out": left_out}
     )
-    atomic_write(store.root / f"config{config.suffix}", lambda p: p.write_text(config.read_text()))
-    store.write_run_info(info)
+    return info

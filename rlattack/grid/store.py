@@ -28,14 +28,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from filelock import FileLock, Timeout
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlattack.errors import UserInputError
-from rlattack.files import atomic_write, write_json
+from rlattack.errors import UserInputError, explain
+from rlattack.files import atomic_write, check_writable, write_json
+from rlattack.grid.config import Cell
+from rlattack.schedules import parse_schedule
 
 CELL_COLUMNS = (
     "game",
@@ -50,6 +52,82 @@ CELL_COLUMNS = (
     "quantize",
     "envs",
 )
+
+
+class CellSummary(BaseModel):
+    """A cell's summary, the fields of `rlattack eval --json`; fields added later pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    return_mean: float
+    return_std: float
+    episodes: int
+    steps: int
+    attacked_steps: int
+    attacked_fraction: float | None = None
+    action_change_rate: float
+    source_success_rate: float | None = None
+    target_rate: float | None = None
+    linf_mean: float
+    l2_mean: float
+    l0_mean: float
+    steps_per_s: float
+    attacked_steps_per_s: float | None = None
+    wall_s: float | None = None
+
+
+class GameRecord(BaseModel):
+    """One game of a cell (`rlattack.rollout.evaluate.Episode`); fields added later pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    env: int
+    score: float
+    length: int
+    attacked_steps: int = 0
+    action_changes: int = 0
+
+
+class CellRecord(BaseModel):
+    """What `cells/<id>.json` holds: the cell, its summary and games, and where it was measured.
+
+    `run_cell` checks each record against this model before it is stored, and the store reads every
+    record back through it: a file that is JSON but not a record is refused by name, instead of
+    failing later in a table or a plot that cannot say which file it was.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    cell: Cell
+    summary: CellSummary
+    episodes: list[GameRecord] = Field(min_length=1)
+    weights: str | None = None
+    """`weights_digest` of the agent it was measured with"""
+    device: str | None = None
+    threads: int | None = None
+    code: dict[str, Any] = {}
+    finished_at: str | None = None
+
+    @model_validator(mode="after")
+    def _a_cell_of_a_grid(self) -> CellRecord:
+        if self.id != self.cell.id:
+            raise ValueError(f"its id {self.id} is not its cell's ({self.cell.id})")
+        self.cell.spec  # noqa: B018 (parses the attack, its norm and options, or raises)
+        parse_schedule(self.cell.schedule)
+        return self
+
+
+class RunInfo(BaseModel):
+    """What `run.json` holds: the grid, when it was created, one entry per invocation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    grid: dict[str, Any]
+    created: str
+    runs: list[dict[str, Any]]
+    earlier_grids: list[dict[str, Any]] = []
+    code: dict[str, Any] | None = None
 
 
 class TransferRecord(BaseModel):
@@ -162,9 +240,14 @@ class ResultStore:
         self.transfer = self.root / "transfer"
         self.run_file = self.root / "run.json"
 
+    def check_root(self) -> None:
+        """Refuse a root that cannot be a folder (a file, or under one) before any work."""
+        check_writable(self.root, "--out", folder=True)
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the directory for one writer; the OS drops the lock if the process dies."""
+        self.check_root()
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             held = FileLock(self.root / ".lock", timeout=0)
@@ -181,18 +264,19 @@ class ResultStore:
 
     def finished(self) -> dict[str, str | None]:
         """Finished cell ids, each with the `weights_digest` it was measured with (None: unrecorded)."""
-        return {path.stem: _read_json(path).get("weights") for path in _json_files(self.cells)}
+        return {record["id"]: record.get("weights") for record in self.records()}
 
     def save(self, record: dict[str, Any]) -> None:
         """Store a finished cell; a record it replaces (measured on weights the agent no longer
         holds) moves to `cells/superseded/ID-DIGEST.json`, so nothing finished is lost."""
         path = self.cells / f"{record['id']}.json"
         if path.is_file():
-            _supersede(path, _read_json(path).get("weights") or "unknown")
+            _supersede(path, _read_record(path).get("weights") or "unknown")
         write_json(path, record)
 
     def records(self) -> list[dict[str, Any]]:
-        return [_read_json(path) for path in _json_files(self.cells)]
+        """Every finished cell's record, each validated as a `CellRecord`, as it was written."""
+        return [_read_record(path) for path in _json_files(self.cells)]
 
     def transfer_records(self) -> list[TransferRecord]:
         return [_read_transfer(path) for path in _json_files(self.transfer)]
@@ -242,7 +326,14 @@ class ResultStore:
         return table
 
     def run_info(self) -> dict[str, Any] | None:
-        return _read_json(self.run_file) if self.run_file.is_file() else None
+        """`run.json`, validated as a `RunInfo`; None before the first run."""
+        if not self.run_file.is_file():
+            return None
+        info = _read_json(self.run_file)
+        _validate(
+            RunInfo, info, "bad run file", self.run_file, "repair it, or delete it to start its history anew"
+        )
+        return info
 
     def write_run_info(self, info: dict[str, Any]) -> None:
         write_json(self.run_file, info)
@@ -265,18 +356,39 @@ def _json_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+Model = TypeVar("Model", bound=BaseModel)
+
+RECOMPUTE = "delete it to recompute it"
+"""The advice on a damaged record: a cell or pair whose record is gone is computed again."""
+
+
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise UserInputError(f"unreadable result file {path} ({e}); delete it to recompute it") from None
+        raise UserInputError(f"unreadable result file {path} ({e}); {RECOMPUTE}") from None
+
+
+def _validate(model: type[Model], raw: Any, what: str, path: Path, advice: str = RECOMPUTE) -> Model:
+    """`raw` as `model` (strictly: a number written as text is damage, not a number); any problem
+    is one line naming the file."""
+    try:
+        return model.model_validate(raw, strict=True)
+    except ValidationError as e:
+        problem = explain(e) if isinstance(raw, dict) else f"not a JSON object but {type(raw).__name__}"
+        raise UserInputError(f"{what} {path}: {problem}; {advice}") from None
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A cell's record as written, once it has proved to be one, filed under its own id."""
+    record = _read_json(path)
+    if _validate(CellRecord, record, "bad result file", path).id != path.stem:
+        raise UserInputError(f"bad result file {path}: it holds cell {record['id']}; {RECOMPUTE}")
+    return record
 
 
 def _read_transfer(path: Path) -> TransferRecord:
-    try:
-        return TransferRecord(**_read_json(path))
-    except ValidationError as e:
-        raise UserInputError(f"bad transfer record {path}: {e.errors()[0]['msg']}") from None
+    return _validate(TransferRecord, _read_json(path), "bad transfer record", path)
 
 
 def safe_name(name: str) -> str:

@@ -1,7 +1,8 @@
 """Batched attacked evaluation: K envs, one attack call per step for all of them.
 
 The requested games are split statically across the envs before the run (env i plays its own
-quota), so short games are not over-counted. Scores are true game scores of whole games.
+quota), so short games are not over-counted. Scores are true game scores of whole games; a game
+that reaches the 108,000-frame cap is cut off there, and its record and the summary say so.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Episode:
     linf_sum: float = 0.0
     l2_sum: float = 0.0
     l0_sum: float = 0.0
+    truncated: bool = False
+    """cut off at the frame cap (`MAX_FRAMES`) before the game ended: its score is a partial one"""
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Evaluation:
             "return_mean": float(scores.mean()),
             "return_std": float(scores.std()),
             "episodes": len(self.episodes),
+            "games_cut": sum(e.truncated for e in self.episodes),
             "steps": steps,
             "attacked_steps": attacked,
             "attacked_fraction": attacked / max(steps, 1),
@@ -144,6 +148,7 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
                 game.l2_sum += float(step.l2[j])
                 game.l0_sum += float(step.l0[j])
             if new_game[i]:
+                game.truncated = bool(truncated[i] and not terminated[i])
                 done_games.append(game)
                 finished[i] += 1
                 current[i] = Episode(env=i, score=0.0, length=0)
