@@ -17,7 +17,7 @@ from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from rlattack.rollout.agent_step import Act, Attacker
+from rlattack.rollout.agent_step import Act, Attacker, Step
 from rlattack.schedules import Schedule
 
 
@@ -115,11 +115,34 @@ def evaluate(
         env.close()
 
 
+COUNTS = ("attacked_steps", "action_changes", "source_successes", "targeted_steps", "target_hits")
+SUMS = ("linf_sum", "l2_sum", "l0_sum")
+
+
+def _tallies(step: Step) -> dict[str, np.ndarray]:
+    """What this step adds to each asked env's game: counts, and norms (0 where not attacked)."""
+    hit = step.attacked
+    targeted = hit & (step.target >= 0)
+    return {
+        "attacked_steps": hit,
+        "action_changes": hit & (step.action != step.clean_action),
+        "source_successes": hit & step.source_success,
+        "targeted_steps": targeted,
+        "target_hits": targeted & (step.action == step.target),
+        "linf_sum": np.where(hit, step.linf, 0.0),
+        "l2_sum": np.where(hit, step.l2, 0.0),
+        "l0_sum": np.where(hit, step.l0, 0.0),
+    }
+
+
 def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool) -> Evaluation:
+    """Step every env with games left to play; a game's figures are per-env array slots (numpy
+    work per step, not Python per env), turned into an `Episode` when it ends."""
     k = len(quota)
     obs, _ = env.reset(seed=seed)
     finished = np.zeros(k, dtype=int)
-    current = [Episode(env=i, score=0.0, length=0) for i in range(k)]
+    score, length = np.zeros(k), np.zeros(k, dtype=int)
+    tally = {name: np.zeros(k, dtype=int) for name in COUNTS} | {name: np.zeros(k) for name in SUMS}
     done_games: list[Episode] = []
     new_game = np.ones(k, dtype=bool)
     actions = np.zeros(k, dtype=np.int64)
@@ -127,32 +150,30 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
     start = time.perf_counter()
     while (finished < quota).any():
         live = np.flatnonzero(finished < quota)
-        lengths = np.array([current[i].length for i in live])
-        step = attacker.observe(obs[live], new_game[live], lengths, live)
+        step = attacker.observe(obs[live], new_game[live], length[live], live)
         actions[:] = 0
         actions[live] = step.action
         obs, reward, terminated, truncated, _ = env.step(actions)
         new_game = terminated | truncated
-        for j, i in enumerate(live.tolist()):
-            game = current[i]
-            game.score += float(reward[i])
-            game.length += 1
-            if step.attacked[j]:
-                game.attacked_steps += 1
-                game.action_changes += int(step.action[j] != step.clean_action[j])
-                game.source_successes += int(step.source_success[j])
-                if step.target[j] >= 0:
-                    game.targeted_steps += 1
-                    game.target_hits += int(step.action[j] == step.target[j])
-                game.linf_sum += float(step.linf[j])
-                game.l2_sum += float(step.l2[j])
-                game.l0_sum += float(step.l0[j])
-            if new_game[i]:
-                game.truncated = bool(truncated[i] and not terminated[i])
-                done_games.append(game)
-                finished[i] += 1
-                current[i] = Episode(env=i, score=0.0, length=0)
-                bar.update(1)
-                bar.set_postfix(score=game.score)
+        score[live] += reward[live]
+        length[live] += 1
+        for name, added in _tallies(step).items():
+            tally[name][live] += added
+        for i in live[new_game[live]].tolist():
+            game = Episode(
+                env=i,
+                score=float(score[i]),
+                length=int(length[i]),
+                **{name: int(tally[name][i]) for name in COUNTS},
+                **{name: float(tally[name][i]) for name in SUMS},
+                truncated=bool(truncated[i] and not terminated[i]),
+            )
+            done_games.append(game)
+            finished[i] += 1
+            score[i], length[i] = 0.0, 0
+            for values in tally.values():
+                values[i] = 0
+            bar.update(1)
+            bar.set_postfix(score=game.score)
     bar.close()
     return Evaluation(done_games, wall_s=time.perf_counter() - start)
