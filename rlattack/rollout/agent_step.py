@@ -118,7 +118,7 @@ class Attacker:
         """
         device = self.policy.device
         envs_t = torch.as_tensor(envs, device=device)
-        clean = torch.as_tensor(obs, device=device).float() / 255.0
+        clean = torch.as_tensor(obs, device=device).float().div_(255.0)
         seen = clean
         if self.frame_surface:
             seen = torch.cat([self.seen[envs_t, 1:], clean[:, -1:]], dim=1)
@@ -151,7 +151,12 @@ class Attacker:
             norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)
             if result.target is not None:
                 target[hit] = result.target
-        if not attacked.all():
+        if not attacked.any():  # every env plays clean: no copies of the batch
+            if logits is None or self.source is not None:
+                with torch.no_grad():
+                    logits = self.policy(seen)
+            action = clean_action = self._choose(logits, gumbel)
+        elif not attacked.all():
             if logits is None or self.source is not None:
                 with torch.no_grad():
                     logits = self.policy(seen[~hit])

@@ -150,7 +150,8 @@ def _play(env, attacker: Attacker, quota: np.ndarray, seed: int, progress: bool)
     start = time.perf_counter()
     while (finished < quota).any():
         live = np.flatnonzero(finished < quota)
-        step = attacker.observe(obs[live], new_game[live], length[live], live)
+        seen = obs if len(live) == k else obs[live]  # no copy while every env plays
+        step = attacker.observe(seen, new_game[live], length[live], live)
         actions[:] = 0
         actions[live] = step.action
         obs, reward, terminated, truncated, _ = env.step(actions)
