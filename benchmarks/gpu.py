@@ -33,16 +33,16 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from gymnasium import spaces
 
+from rlattack import zoo
 from rlattack.attacks import FGSM, JSMA, MAD, PGD
 from rlattack.attacks.base import Attack, loss_gradient
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
-from rlattack.observations import OBS_SHAPE
-from rlattack.policies import Policy, from_sb3_policy, load_policy, resolve_device, sb3_class
+from rlattack.policies import Policy, load_policy, resolve_device
 from rlattack.rollout.agent_step import Attacker
 from rlattack.rollout.evaluate import evaluate
+from rlattack.safetensors_agent import build_architecture
 
 
 class Args(CommandArgs):
@@ -78,13 +78,13 @@ def victim(args: Args, device: torch.device) -> Policy:
     try:
         return load_policy(args.agent, device)
     except Exception as error:  # missing or damaged weights: stand in
-        print(f"{args.agent} not loadable ({error}); an untrained nature-cnn stands in")
-        probe = make_vector_env(args.game, 1)
-        n = int(probe.single_action_space.n)
-        probe.close()
-        space = spaces.Box(0, 255, OBS_SHAPE, np.uint8)
-        net = sb3_class("dqn").policy_aliases["CnnPolicy"](space, spaces.Discrete(n), lambda _: 0.0)
-        return from_sb3_policy("dqn", net.to(device), name="untrained DQN")
+        print(f"{args.agent} not loadable ({error}); an untrained network of its architecture stands in")
+        v = zoo.victim(args.agent)
+        kwargs = v.meta.get("network_kwargs", {})
+        network, to_policy = build_architecture(
+            v.algorithm, v.meta["network"], v.n_actions, kwargs, f"untrained {v.name}"
+        )
+        return to_policy(network.to(device))
 
 
 def attacked_rate(policy: Policy, game: str, attack: Attack | None, k: int, steps: int, warmup: int) -> float:

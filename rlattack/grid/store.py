@@ -246,8 +246,8 @@ class ResultStore:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the directory for one writer; the OS drops the lock if the process dies."""
-        self.check_root()
+        """Hold the directory for one writer; the OS drops the lock if the process dies. Callers
+        `check_root` first, before their other checks, so that a bad root costs no work."""
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             held = FileLock(self.root / ".lock", timeout=0)
