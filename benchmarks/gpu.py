@@ -36,7 +36,7 @@ import torch
 
 from rlattack import zoo
 from rlattack.attacks import FGSM, JSMA, MAD, PGD
-from rlattack.attacks.base import Attack, loss_gradient
+from rlattack.attacks.base import Attack
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
 from rlattack.policies import Policy, load_policy, resolve_device
@@ -109,26 +109,6 @@ def attacked_rate(policy: Policy, game: str, attack: Attack | None, k: int, step
         env.close()
 
 
-def pgd_against_passes(policy: Policy, k: int, eps: float, reps: int = 3) -> tuple[float, float]:
-    """Seconds of one PGD-10 call and of 11 forward-and-backward passes, both at batch `k`."""
-    x = torch.rand(k, *policy.obs_shape, device=policy.device)
-    label = torch.zeros(k, dtype=torch.long, device=policy.device)
-    attack = PGD(eps, steps=10)
-
-    def timed(work: Callable[[], object]) -> float:
-        work()
-        sync(policy.device)
-        start = time.perf_counter()
-        for _ in range(reps):
-            work()
-        sync(policy.device)
-        return (time.perf_counter() - start) / reps
-
-    pgd = timed(lambda: attack(policy, x))
-    passes = timed(lambda: [loss_gradient(policy, x, label, False, "ce") for _ in range(11)])
-    return pgd, passes
-
-
 def main(args: Args) -> None:
     device = torch.device(resolve_device(args.device))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
@@ -169,14 +149,16 @@ def main(args: Args) -> None:
 
     def pgd_cost() -> None:
         k = max(args.envs)
-        figures[f"PGD-10 call K={k} s"], figures[f"11 passes K={k} s"] = pgd_against_passes(
+        cost = sibling("pgd_cost")
+        figures[f"PGD-10 call K={k} s"], figures[f"11 passes K={k} s"] = cost.pgd_against_passes(
             policy, k, args.eps
         )
 
     def overhead() -> None:
         runner_overhead = sibling("runner_overhead")
         k = max(args.envs)
-        zeros = Policy(runner_overhead.Zeros(policy.n_actions).to(device), policy.n_actions, policy.obs_shape)
+        zeros = runner_overhead.Zeros(policy.n_actions).to(device)
+        zeros = Policy(zeros, policy.n_actions, policy.obs_shape, input_scale=1.0)
         run = evaluate(zeros, args.game, None, None, k, k, 0, progress=False)
         figures[f"runner K={k}"] = run.summary["steps_per_s"]
         figures[f"bare env K={k}"] = runner_overhead.bare_env(args.game, k, int(run.summary["steps"]), 0)

@@ -6,7 +6,10 @@
 (c) the batched runner with no attack (the ceiling the attack eats into).
 
 All three play the same victim with the same FGSM L-inf attack object, on the same device and
-torch thread count. The last line is `ratio N` = (a) / (b).
+torch thread count. The last line is `ratio N` = (a) / (b). Before it, `batching gain` is what
+batching saves in the attack alone: the FGSM call's time per sample at batch 1 over its time per
+sample at batch K. (a) / (b) cannot exceed it by much, whatever the runner does, since (b) is
+mostly that call at batch 1.
 
     python benchmarks/throughput.py --envs 16
 """
@@ -60,6 +63,20 @@ def per_env_loop(policy: Policy, attack: FGSM, game: str, steps: int, seed: int)
     return rate
 
 
+def per_sample(policy: Policy, attack: FGSM, batch: int, reps: int = 50) -> float:
+    """Seconds per sample of one FGSM call on `batch` random observations (after a warm-up)."""
+    x = torch.rand(batch, *policy.obs_shape, device=policy.device)
+    attack(policy, x)
+    if policy.device.type == "cuda":
+        torch.cuda.synchronize(policy.device)
+    start = time.perf_counter()
+    for _ in range(reps):
+        attack(policy, x)
+    if policy.device.type == "cuda":
+        torch.cuda.synchronize(policy.device)
+    return (time.perf_counter() - start) / (reps * batch)
+
+
 def main(args: Args) -> None:
     device = resolve_device(args.device)
     with torch_threads(args.threads):
@@ -85,6 +102,11 @@ def main(args: Args) -> None:
             f"(c) batched runner, K={args.envs}, no attack: {c:.0f} steps/s ({clean.summary['steps']} steps)"
         )
         print(f"(a)/(c) {a / c:.2f}")
+        one, many = per_sample(policy, attack, 1), per_sample(policy, attack, args.envs)
+        print(
+            f"FGSM call per sample: {one * 1e3:.2f} ms at batch 1, {many * 1e3:.2f} ms at batch {args.envs}"
+        )
+        print(f"batching gain {one / many:.2f}")
         print(f"ratio {a / b:.2f}")
 
 

@@ -62,6 +62,8 @@ class Policy(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits `(N, n_actions)` for observations `x` in [0, 1] of shape `(N, *obs_shape)`."""
+        if self.input_scale == 1.0:  # no copy of the batch (at K = 256 a copy costs milliseconds)
+            return self.net(x)
         return self.net(x * self.input_scale)
 
     def logits(self, x: Tensor) -> Tensor:

@@ -12,7 +12,8 @@ BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
 @pytest.mark.parametrize(
-    "script", ["throughput.py", "jsma_vs_art.py", "training_speed.py", "runner_overhead.py", "gpu.py"]
+    "script",
+    ["throughput.py", "jsma_vs_art.py", "training_speed.py", "runner_overhead.py", "pgd_cost.py", "gpu.py"],
 )
 def test_benchmark_starts(script) -> None:
     if script == "jsma_vs_art.py":

@@ -55,6 +55,20 @@ def test_sampled_actions_follow_the_softmax_and_greedy_ones_the_argmax() -> None
     assert (greedy == 2).all()
 
 
+def test_an_attacker_reused_step_after_step_decides_each_step_as_a_fresh_one() -> None:
+    # the attacker refills one float buffer each step (and a new one when the batch shrinks)
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    reused = Attacker(policy, FGSM(0.05), EveryN(2), num_envs=8)
+    for step, k in enumerate((8, 8, 5, 8, 8)):
+        obs, steps, new_game = frames(k, seed=step), np.full(k, step), np.zeros(k, dtype=bool)
+        got = reused.observe(obs, new_game, steps, np.arange(k))
+        fresh = Attacker(policy, FGSM(0.05), EveryN(2), num_envs=8).observe(
+            obs, new_game, steps, np.arange(k)
+        )
+        assert np.array_equal(got.action, fresh.action) and torch.equal(got.seen, fresh.seen)
+        assert got.attacked.all() == (step % 2 == 0)
+
+
 def test_the_clean_action_under_attack_is_the_one_taken_unattacked() -> None:
     policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
     obs = frames(500)

@@ -54,7 +54,8 @@ class Step:
     """One step's outcome for the envs that were asked about (numpy, on the CPU)."""
 
     seen: Tensor
-    """(K, *obs_shape) floats in [0, 1]: what the agent saw"""
+    """(K, *obs_shape) floats in [0, 1]: what the agent saw; valid until the attacker's next
+    `observe`, which may reuse its memory (copy it to keep it)"""
     action: np.ndarray
     """(K,) the action the agent takes"""
     clean_action: np.ndarray
@@ -96,6 +97,10 @@ class Attacker:
         self.schedule = schedule or EveryStep()
         self.frame_surface = attack is not None and attack.surface == "frame"
         self.seen = torch.zeros(num_envs, *policy.obs_shape, device=policy.device)
+        self.clean = torch.empty(0, device=policy.device)
+        """the last step's clean observations as floats; one buffer reused while the batch keeps
+        its shape, because a fresh 29 MB tensor at K = 256 costs page faults (about 13 ms a step
+        on the CPU, against 2.5 ms to fill a reused one)"""
         self.draws: torch.Generator | None = None
         if act == "sample":  # on the CPU: the same draws on every device
             self.draws = torch.Generator().manual_seed(draw_seed(seed))
@@ -118,7 +123,10 @@ class Attacker:
         """
         device = self.policy.device
         envs_t = torch.as_tensor(envs, device=device)
-        clean = torch.as_tensor(obs, device=device).float().div_(255.0)
+        frames = torch.as_tensor(obs, device=device)
+        if self.clean.shape != frames.shape:
+            self.clean = torch.empty(frames.shape, device=device)
+        clean = torch.div(frames, 255.0, out=self.clean)  # one pass, uint8 in, float32 out
         seen = clean
         if self.frame_surface:
             seen = torch.cat([self.seen[envs_t, 1:], clean[:, -1:]], dim=1)
