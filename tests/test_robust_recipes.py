@@ -15,7 +15,7 @@ from agents.advtrain import Args as AdvArgs
 from agents.advtrain import perturb
 from agents.robust_dqn import TrainingNetwork, train_robust
 from agents.sadqn import Args as SaArgs
-from agents.sadqn import SaDQN, sa_regulariser
+from agents.sadqn import SaDQN, pgd_regulariser, sa_regulariser
 from rlattack.certify import certified
 from rlattack.zoo import ZOO
 
@@ -45,6 +45,28 @@ def test_its_gradient_reaches_the_weights_and_not_the_observations() -> None:
     network = TrainingNetwork(net, 3, (4, 8, 8), input_scale=255.0)
     x = torch.rand(5, 4, 8, 8, requires_grad=True)
     sa_regulariser(network, x, 1 / 255, hinge=10.0).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    assert x.grad is None
+
+
+def test_the_pgd_regulariser_takes_the_margin_at_the_worst_state_of_a_linear_network() -> None:
+    # Q_0 - Q_1 = 2 x_0 - 1; the worst state in the ball moves x_0 down by eps: margin 2 (x_0 - eps) - 1
+    network = linear_network(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), torch.tensor([-0.5, 0.5]))
+    clear, short = torch.tensor([[0.9, 0.5]]), torch.tensor([[0.6, 0.5]])
+    eps, hinge = 0.05, 0.5
+    assert pgd_regulariser(network, clear, eps, hinge, steps=5, seed=0).item() == 0.0  # 0.7 >= 0.5
+    short_value = pgd_regulariser(network, short, eps, hinge, steps=5, seed=0).item()
+    assert short_value == pytest.approx(0.5 - 0.1, abs=1e-6)  # the attack reaches the ball's corner
+    both = pgd_regulariser(network, torch.cat([clear, short]), eps, hinge, steps=5, seed=0)
+    assert both.item() == pytest.approx(0.4 / 2, abs=1e-6)
+
+
+def test_the_pgd_regulariser_s_gradient_reaches_the_weights_and_not_the_observations() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 4, 4, 2), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 3 * 3, 3))
+    network = TrainingNetwork(net, 3, (4, 8, 8), input_scale=255.0)
+    x = torch.rand(5, 4, 8, 8, requires_grad=True)
+    pgd_regulariser(network, x, 1 / 255, hinge=10.0, steps=3, seed=0).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
     assert x.grad is None
 
