@@ -85,12 +85,11 @@ def pgd_regulariser(
     The attack (margin loss, random start) is a constant: gradients reach the weights through the
     Q-values at the attacked states only.
     """
-    with torch.no_grad():
-        action = network(x).argmax(dim=1)
     attack = AttackSpec(name="pgd", eps=eps, steps=steps, loss="margin").build(seed=seed)
     assert attack is not None
-    attacked = attack(network, x.detach()).adv.detach()
-    q = network(attacked)
+    result = attack(network, x.detach())
+    action = result.clean_action  # the attack's own clean pass gives the greedy action
+    q = network(result.adv.detach())
     own = q.gather(1, action[:, None]).squeeze(1)
     other = q.scatter(1, action[:, None], -torch.inf).amax(dim=1)
     return torch.relu(hinge - (own - other)).mean()
