@@ -69,6 +69,14 @@ def test_an_attacker_reused_step_after_step_decides_each_step_as_a_fresh_one() -
         assert got.attacked.all() == (step % 2 == 0)
 
 
+def test_what_the_agent_sees_unattacked_is_its_frames_over_255_bit_for_bit() -> None:
+    policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
+    levels = np.arange(256, dtype=np.uint8)  # every gray level, once per observation
+    obs = np.stack([np.roll(levels, i).reshape(SMALL_SHAPE) for i in range(4)])
+    seen = observe(Attacker(policy, None, num_envs=4), obs).seen
+    assert torch.equal(seen, torch.as_tensor(obs) / 255.0)
+
+
 def test_the_clean_action_under_attack_is_the_one_taken_unattacked() -> None:
     policy = Policy(tiny_net(), 3, SMALL_SHAPE, input_scale=1.0)
     obs = frames(500)
