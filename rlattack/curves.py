@@ -4,12 +4,16 @@ A victim below its bar ships with the frames spent and its learning curve: this 
 at a glance, and whether the curve was still rising when training stopped. A line is the mean
 score of the last `window` training games (A3C and TRPO sample their actions in training, DQN
 explores with epsilon); a point is the clean greedy score measured by `rlattack eval`, the score
-the bar is judged on, at the victim's training frames.
+the bar is judged on, at the victim's training frames. Markers joined by a dashed line (a cross,
+then a plus, per attack) are scores under attack measured at checkpoints during training, where the
+victim ships an `attacked.csv` (`frames`, `attack`, `score`: the mean return of the games played
+under `attack`).
 """
 
 from __future__ import annotations
 
 import warnings
+from itertools import cycle
 from pathlib import Path
 
 import matplotlib
@@ -32,16 +36,15 @@ def check_window(window: int) -> None:
         raise UserInputError(f"the window must be at least one game, got {window}")
 
 
-def read_curve(path: Path, frames: int) -> pd.DataFrame:
-    """The games of `curve.csv` that led to weights bundled at `frames`: those played later, and
-    those of a stretch abandoned by resuming from an earlier checkpoint (frames go back), are left
-    out."""
+def read_table(path: Path, columns: dict[str, type], what: str) -> pd.DataFrame:
+    """`columns` of the CSV file at `path`, each cast to its type; anything else is refused as not
+    being `what`."""
     try:
         with warnings.catch_warnings():  # a row longer than the header: refused, not truncated
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            curve = pd.read_csv(path, index_col=False)[["frames", "score"]].astype(float)
-        if curve.isna().any(axis=None):
-            raise ValueError("a row without frames or score")
+            table = pd.read_csv(path, index_col=False)[list(columns)].astype(columns)
+        if table.isna().any(axis=None):
+            raise ValueError("a row with an empty cell")
     except (
         pd.errors.ParserError,
         pd.errors.ParserWarning,
@@ -49,9 +52,23 @@ def read_curve(path: Path, frames: int) -> pd.DataFrame:
         KeyError,
         ValueError,
     ) as e:
-        raise UserInputError(f"{path}: not a learning curve with frames and score columns ({e})") from None
+        raise UserInputError(f"{path}: not {what} with {', '.join(columns)} columns ({e})") from None
+    return table
+
+
+def read_curve(path: Path, frames: int) -> pd.DataFrame:
+    """The games of `curve.csv` that led to weights bundled at `frames`: those played later, and
+    those of a stretch abandoned by resuming from an earlier checkpoint (frames go back), are left
+    out."""
+    curve = read_table(path, {"frames": float, "score": float}, "a learning curve")
     kept = curve.frames <= curve.frames[::-1].cummin()[::-1]  # no later game at fewer frames
     return curve[kept & (curve.frames <= frames)].reset_index(drop=True)
+
+
+def read_attacked(path: Path, frames: int) -> pd.DataFrame:
+    """The scores under attack of `attacked.csv` measured at checkpoints up to the bundled `frames`."""
+    table = read_table(path, {"frames": float, "attack": str, "score": float}, "a table of attacked scores")
+    return table[table.frames <= frames].reset_index(drop=True)
 
 
 def training_curve(curve: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -81,6 +98,19 @@ def curves_figure(victims: list[Victim], window: int = 50) -> Figure:
                 line = training_curve(read_curve(path, v.frames), window)
                 (drawn,) = ax.plot(line["frames"] / 1e6, line["score"], lw=1.2, label=v.name)
                 color = drawn.get_color()
+            attacked = v.path / "attacked.csv"
+            if attacked.exists():
+                series = read_attacked(attacked, v.frames).groupby("attack", sort=False)
+                for marker, (attack, points) in zip(cycle("x+^"), series, strict=False):
+                    ax.plot(
+                        points["frames"] / 1e6,
+                        points["score"],
+                        ls="--",
+                        marker=marker,
+                        lw=0.8,
+                        color=color,
+                        label=f"{v.name} under {attack}",
+                    )
             if v.clean_score is not None:
                 ax.errorbar(
                     v.frames / 1e6,
@@ -100,7 +130,9 @@ def curves_figure(victims: list[Victim], window: int = 50) -> Figure:
         ax.set_ylabel(f"score (training: mean of last {window} games)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Bundled victims: learning curves (lines) and clean greedy score (points, ± std)")
+    fig.suptitle(
+        "Bundled victims: learning curves (lines), clean greedy score (points, ± std), under attack (dashed)"
+    )
     fig.tight_layout()
     return fig
 

@@ -76,6 +76,27 @@ def test_one_panel_per_game_with_each_victims_curve_its_score_and_the_bar(tmp_pa
         curves_figure(victims, window=0)
 
 
+def test_scores_under_attack_are_crosses_up_to_the_bundled_frames(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(rlattack.zoo, "ZOO", tmp_path)
+    victim = fake_victim("pong-dqn-adv", "pong", 8000, 19.0, [-21.0, 21.0], tmp_path)
+    attacked = {
+        "frames": [2000, 4000, 8000, 9000, 8000],  # 9000: measured after the bundled weights
+        "attack": ["PGD-10"] * 4 + ["PGD-10, 10 games"],
+        "score": [-21.0, -20.0, -17.0, -10.0, -18.0],
+    }
+    pd.DataFrame(attacked).to_csv(tmp_path / "pong-dqn-adv" / "attacked.csv", index=False)
+    (pong,) = curves_figure([victim], window=2).axes
+    lines = {line.get_label(): line for line in pong.get_lines()}
+    pgd = lines["pong-dqn-adv under PGD-10"]
+    assert pgd.get_xdata().tolist() == [0.002, 0.004, 0.008]
+    assert pgd.get_ydata().tolist() == [-21.0, -20.0, -17.0]
+    assert pgd.get_marker() == "x" and pgd.get_color() == lines["pong-dqn-adv"].get_color()
+    assert lines["pong-dqn-adv under PGD-10, 10 games"].get_ydata().tolist() == [-18.0]
+    (tmp_path / "pong-dqn-adv" / "attacked.csv").write_text("frames,score\n8000,-20\n")
+    with pytest.raises(UserInputError, match="not a table of attacked scores with frames, attack, score"):
+        curves_figure([victim], window=2)
+
+
 def test_zoo_draws_the_curves_of_the_bundled_victims(tmp_path, monkeypatch, capsys) -> None:
     out = tmp_path / "figs" / "curves.png"
     monkeypatch.setattr(sys, "argv", ["rlattack", "zoo", "--curves", str(out)])
