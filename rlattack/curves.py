@@ -42,9 +42,10 @@ def read_table(path: Path, columns: dict[str, type], what: str) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():  # a row longer than the header: refused, not truncated
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(path, index_col=False)[list(columns)].astype(columns)
-        if table.isna().any(axis=None):
+            table = pd.read_csv(path, index_col=False)[list(columns)]
+        if table.isna().any(axis=None):  # before the cast, which would write an empty text cell as "nan"
             raise ValueError("a row with an empty cell")
+        table = table.astype(columns)
     except (
         pd.errors.ParserError,
         pd.errors.ParserWarning,

@@ -92,9 +92,10 @@ def test_scores_under_attack_are_crosses_up_to_the_bundled_frames(tmp_path, monk
     assert pgd.get_ydata().tolist() == [-21.0, -20.0, -17.0]
     assert pgd.get_marker() == "x" and pgd.get_color() == lines["pong-dqn-adv"].get_color()
     assert lines["pong-dqn-adv under PGD-10, 10 games"].get_ydata().tolist() == [-18.0]
-    (tmp_path / "pong-dqn-adv" / "attacked.csv").write_text("frames,score\n8000,-20\n")
-    with pytest.raises(UserInputError, match="not a table of attacked scores with frames, attack, score"):
-        curves_figure([victim], window=2)
+    for text in ("frames,score\n8000,-20\n", "frames,attack,score\n8000,,-20\n"):
+        (tmp_path / "pong-dqn-adv" / "attacked.csv").write_text(text)
+        with pytest.raises(UserInputError, match="not a table of attacked scores with frames, attack, score"):
+            curves_figure([victim], window=2)
 
 
 def test_zoo_draws_the_curves_of_the_bundled_victims(tmp_path, monkeypatch, capsys) -> None:
