@@ -295,7 +295,8 @@ def robustness(
     json_path: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
 ) -> None:
     """Every attack of a set at every eps on the same games: the worst case, the robustness curve
-    and its area, the certified action rate, and (--find-eps) the smallest eps that breaks it."""
+    and its area, the certified action rate, (--find-eps) the smallest eps that breaks it, and the
+    checks that say whether the verdict can be trusted."""
     from rlattack.robustness.evaluation import Evaluation, evaluate_robustness
     from rlattack.tables import robustness_table
 
@@ -305,6 +306,13 @@ def robustness(
     games = (play.episodes, play.envs, play.seed, play.device, play.progress)
     result = evaluate_robustness(Evaluation(agent, policy, game, settings, out, *games))
     print_table(robustness_table(result))
+    failed = [c["name"] for c in result["checks"] if not c["passed"]]
+    passed = len(result["checks"]) - len(failed)
+    print(
+        f"checks: all {passed} passed"
+        if not failed
+        else f"checks: NOT RELIABLE, {', '.join(failed)} failed ({passed} passed); see the warnings above"
+    )
     if json_path is not None:
         write_json(json_path, result)
     print(f"wrote {out / 'robustness.json'} and {out / 'robustness.png'}")

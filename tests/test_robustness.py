@@ -58,7 +58,7 @@ def test_the_area_is_one_without_loss_and_shrinks_to_random_play() -> None:
 
 def test_the_attack_set_names_round_trip_and_bad_names_are_refused() -> None:
     for name in ATTACK_SET:
-        entry = grid_entry(name)
+        entry = grid_entry(name, "pong-dqn")
         assert name_of(entry.pop("name"), entry) == name
     assert parse_attack_set("pgd, mad,pgd") == ["pgd", "mad"]
     with pytest.raises(UserInputError, match="unknown attacks cw"):

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlattack.errors import UserInputError
+from rlattack.expectation import gradient_policy
 from rlattack.policies import Policy
 
 Norm = Literal["inf", "2", "1"]
@@ -51,7 +52,9 @@ class AttackResult:
     target: Tensor | None = None
     """(N,) the actions a targeted attack aimed at"""
     iterations: Tensor | None = None
-    """(N,) iterations spent per sample, for iterative attacks"""
+    """(N,) iterations spent per sample, for attacks that stop early (JSMA)"""
+    queries: Tensor | None = None
+    """(N,) forward passes spent per sample, for score-based attacks (Square)"""
 
     @property
     def clean_action(self) -> Tensor:
@@ -83,6 +86,7 @@ class Perturbation:
     clean_logits: Tensor
     """(N, n_actions) logits of the clean observation"""
     iterations: Tensor | None = None
+    queries: Tensor | None = None
 
 
 def check_eps(eps: float) -> float:
@@ -228,6 +232,17 @@ def clip_delta(x: Tensor, delta: Tensor, bounds: tuple[float, float] | None) -> 
     return delta if bounds is None else (x + delta).clamp(*bounds) - x
 
 
+def keyed_generators(x: Tensor, seed: int) -> list[torch.Generator]:
+    """One CPU generator per sample, keyed by `seed` and the sample's values: a sample draws the
+    same numbers alone as in any batch (the batch-equals-samples property)."""
+    generators = []
+    for sample in x.detach().cpu():
+        key = hashlib.blake2b(str(seed).encode(), digest_size=8)
+        key.update(sample.contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        generators.append(torch.Generator().manual_seed(int.from_bytes(key.digest(), "little")))
+    return generators
+
+
 def random_start(x: Tensor, mask: Tensor, eps: float, norm: Norm, seed: int) -> Tensor:
     """A random point of the eps-ball around each sample: uniform in the L-inf cube, or a uniform
     direction at a uniformly random fraction of the L2 radius; 0 where `mask` is 0.
@@ -237,10 +252,7 @@ def random_start(x: Tensor, mask: Tensor, eps: float, norm: Norm, seed: int) -> 
     property); another `seed` gives other starts. Drawn on the CPU, then moved to `x`'s device.
     """
     uniform, fraction = [], []
-    for sample in x.detach().cpu():
-        key = hashlib.blake2b(str(seed).encode(), digest_size=8)
-        key.update(sample.contiguous().flatten().view(torch.uint8).numpy().tobytes())
-        generator = torch.Generator().manual_seed(int.from_bytes(key.digest(), "little"))
+    for sample, generator in zip(x.detach().cpu(), keyed_generators(x, seed), strict=True):
         uniform.append(torch.rand(sample.shape, generator=generator, dtype=x.dtype) * 2 - 1)
         fraction.append(torch.rand(1, generator=generator, dtype=x.dtype))
     u = torch.stack(uniform).to(x.device)
@@ -265,7 +277,12 @@ class Attack(ABC):
         targeted: aim at target actions instead of away from the clean action.
         target: the rule that picks each sample's target action when the caller passes none
             (see `rlattack.attacks.targets`); giving one makes the attack targeted.
+
+    `eot` (an attribute, 1 by default) crafts on the mean of that many draws of a randomised
+    policy's logits (`rlattack.expectation`); the result is judged on the policy itself.
     """
+
+    eot: int = 1
 
     def __init__(
         self,
@@ -316,7 +333,7 @@ class Attack(ABC):
             target.shape != x.shape[:1] or target.min() < 0 or target.max() >= policy.n_actions
         ):
             raise UserInputError(f"target must be (N,) actions in [0, {policy.n_actions})")
-        found = self.perturb(policy, x, surface_mask(x, self.surface), target)
+        found = self.perturb(gradient_policy(policy, self.eot), x, surface_mask(x, self.surface), target)
         adv = x + found.delta
         if self.bounds is not None:
             adv = adv.clamp(*self.bounds)
@@ -334,4 +351,5 @@ class Attack(ABC):
             l0=moved(x, adv).flatten(1).sum(dim=1).to(x.dtype),
             target=target,
             iterations=found.iterations,
+            queries=found.queries,
         )

@@ -28,31 +28,56 @@ from pydantic import (
     model_validator,
 )
 
-from rlattack.attacks.base import LOSSES, Attack
+from rlattack.attacks.apgd import APGD
+from rlattack.attacks.base import Attack
+from rlattack.attacks.ensemble import Ensemble
 from rlattack.attacks.fgsm import FGSM
 from rlattack.attacks.jsma import JSMA
 from rlattack.attacks.mad import MAD
 from rlattack.attacks.momentum import Momentum
 from rlattack.attacks.noise import Noise
 from rlattack.attacks.pgd import PGD
+from rlattack.attacks.presets import AUTO, ENSEMBLE_MEMBERS, PRESETS
+from rlattack.attacks.square import Square
 from rlattack.attacks.targets import parse_target
+from rlattack.attacks.transfer import Transfer
 from rlattack.errors import UserInputError, explain
 
-AttackName = Literal["none", "fgsm", "pgd", "jsma", "noise", "mad", "momentum"]
+AttackName = Literal["none", "fgsm", "pgd", "jsma", "noise", "mad", "momentum", "apgd", "square", "ensemble"]
 ATTACKS: tuple[str, ...] = get_args(AttackName)
 NORMS = ("inf", "2", "1")
+LOSSES = ("ce", "margin", "dlr")
 
-OPTIONS = ("target", "steps", "step_size", "loss", "decay", "theta", "gamma")
+OPTIONS = (
+    "target",
+    "steps",
+    "step_size",
+    "loss",
+    "decay",
+    "theta",
+    "gamma",
+    "queries",
+    "members",
+    "surrogate",
+    "eot",
+)
 """Settings of particular attacks (a grid entry's own keys); the rest are every attack's."""
 
 USED: dict[str, tuple[str, ...]] = {
-    "fgsm": ("target",),
-    "pgd": ("target", "steps", "step_size", "loss"),
-    "mad": ("steps", "step_size"),
-    "momentum": ("target", "steps", "step_size", "loss", "decay"),
-    "jsma": ("target",),
+    "fgsm": ("target", "surrogate", "eot"),
+    "pgd": ("target", "steps", "step_size", "loss", "surrogate", "eot"),
+    "mad": ("steps", "step_size", "surrogate", "eot"),
+    "momentum": ("target", "steps", "step_size", "loss", "decay", "surrogate", "eot"),
+    "jsma": ("target", "eot"),
+    "apgd": ("target", "steps", "loss", "surrogate", "eot"),
+    "square": ("queries", "eot"),
+    "noise": ("eot",),
+    "ensemble": ("members", "surrogate", "eot"),
 }
 """Which of `OPTIONS` each attack takes, in the order labels show them."""
+
+LOSS_OF = {"pgd": ("ce", "margin"), "momentum": ("ce", "margin"), "apgd": ("ce", "dlr")}
+"""The losses an attack can ascend; the others take cross-entropy or none (the default, ce)."""
 
 
 def parse_eps(value: Any) -> float:
@@ -96,7 +121,9 @@ class AttackSpec(BaseModel):
 
     Args:
         name: none (the clean baseline), fgsm, pgd, jsma, noise, mad (Zhang et al. 2020's maximal
-            action difference, untargeted) or momentum (Dong et al. 2018's MI-FGSM).
+            action difference, untargeted), momentum (Dong et al. 2018's MI-FGSM), apgd (Croce &
+            Hein 2020's step-size-free PGD), square (Andriushchenko et al. 2020's gradient-free
+            random search) or ensemble (its members tried on each observation in turn).
         eps: budget on the [0, 1] scale, a number or "k/255" (one gray level is 1/255).
         norm: inf, 2 or 1 (see `rlattack.attacks.base.norm_step` for the units).
         surface: stack (the whole stacked observation) or frame (the newest frame only).
@@ -105,10 +132,16 @@ class AttackSpec(BaseModel):
             targeted and picks JSMA's targets (JSMA's default: least-likely); MAD takes none.
         steps, step_size: iterations and per-step budget of PGD, MAD and momentum (default
             2.5 * eps / steps for PGD and MAD, eps / steps for momentum).
-        loss: ce or margin, for PGD and momentum: a margin of Q-values does not saturate the
-            way a softmax cross-entropy does.
+        loss: ce or margin for PGD and momentum (a margin of Q-values does not saturate the way
+            a softmax cross-entropy does); ce or dlr for apgd (DLR: scale-free, >= 3 actions).
         decay: momentum's mu, the weight of its past velocity (>= 0).
         theta, gamma: JSMA's change per feature and largest fraction of features changed.
+        queries: Square's most forward passes per observation.
+        members: the ensemble's attacks, names of `rlattack.attacks.presets`, comma-separated,
+            tried in that order (default: all of them, cheapest first).
+        surrogate: an agent to craft the attack on instead (a transfer attack); the ensemble
+            passes it to its `transfer` member.
+        eot: craft on the mean of this many draws of a randomised policy (Athalye et al.'s EOT).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,12 +167,18 @@ class AttackSpec(BaseModel):
         gt=0,
         description="step size of pgd, mad, momentum (default 2.5 * eps / steps; momentum eps / steps)",
     )
-    loss: Annotated[Literal["ce", "margin"], _choice("loss", LOSSES)] = Field(
-        default="ce", description="pgd and momentum: ce (cross-entropy) or margin (max other Q - own Q)"
+    loss: Annotated[Literal["ce", "margin", "dlr"], _choice("loss", LOSSES)] = Field(
+        default="ce", description="pgd, momentum: ce or margin (max other Q - own Q); apgd: ce or dlr"
     )
     decay: float = Field(default=1.0, ge=0, allow_inf_nan=False, description="momentum's decay mu (>= 0)")
     theta: float = Field(default=1.0, description="JSMA change per feature on the [0, 1] scale (< 0 darkens)")
     gamma: float = Field(default=0.1, gt=0, le=1, description="JSMA largest fraction of features changed")
+    queries: int = Field(default=100, ge=1, description="square: most forward passes per observation")
+    members: str | None = Field(
+        default=None, description="ensemble: attacks tried in turn, comma-separated (default: all)"
+    )
+    surrogate: str | None = Field(default=None, description="craft on this agent instead (transfer)")
+    eot: int = Field(default=1, ge=1, description="average gradients over this many draws (EOT)")
 
     @field_validator("target")
     @classmethod
@@ -155,9 +194,24 @@ class AttackSpec(BaseModel):
     def _options_fit_the_attack(self) -> AttackSpec:
         if self.name == "mad" and self.target is not None:
             raise ValueError("mad is untargeted: it takes no target")
-        if self.loss != "ce" and self.name not in ("pgd", "momentum"):
-            raise ValueError(f"loss {self.loss} applies to pgd and momentum, not {self.name}")
+        allowed = LOSS_OF.get(self.name, ("ce",))
+        if self.loss not in allowed:
+            raise ValueError(f"{self.name} takes loss {' or '.join(allowed)}, not {self.loss}")
+        if self.members is not None and self.name != "ensemble":
+            raise ValueError("members apply to the ensemble only")
+        if self.surrogate is not None and (self.name in ("none", "noise", "square", "jsma") or self.target):
+            raise ValueError(f"a surrogate needs an untargeted gradient attack, not {self.name}")
+        for member in self.member_names():
+            if member not in PRESETS:
+                raise ValueError(f"unknown ensemble member {member!r}; choose from {', '.join(PRESETS)}")
         return self
+
+    def member_names(self) -> list[str]:
+        """The ensemble's members in the order it tries them (none for other attacks)."""
+        if self.name != "ensemble":
+            return []
+        text = self.members or ",".join(ENSEMBLE_MEMBERS)
+        return list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
 
     @classmethod
     def parse(cls, **settings: Any) -> AttackSpec:
@@ -174,6 +228,19 @@ class AttackSpec(BaseModel):
     def build(self, seed: int = 0) -> Attack | None:
         """The attack, its random parts (PGD's and MAD's starts, noise, random targets) seeded by
         `seed`; None for the clean baseline. Bad combinations (PGD in L1, say) raise `UserInputError`."""
+        attack = self._build(seed)
+        if attack is not None:
+            attack.eot = self.eot
+        return attack
+
+    def _build(self, seed: int) -> Attack | None:
+        if self.surrogate == AUTO and self.name != "ensemble":
+            raise UserInputError("surrogate 'auto' is chosen by `rlattack robustness`: name an agent")
+        if self.surrogate is not None and self.name != "ensemble":
+            from rlattack.policies import load_policy
+
+            inner = self.model_copy(update={"surrogate": None, "eot": 1})._build(seed)
+            return Transfer(inner, load_policy(self.surrogate))  # type: ignore[arg-type]
         rule = None if self.target is None else parse_target(self.target, seed)
         common = {"surface": self.surface, "quantize": self.quantize}
         iterative = {"steps": self.steps, "step_size": self.step_size, **common}
@@ -189,7 +256,26 @@ class AttackSpec(BaseModel):
             return JSMA(self.theta, self.gamma, rule or parse_target("least-likely"), **common)
         if self.name == "noise":
             return Noise(self.eps, self.norm, seed=seed, **common)
+        if self.name == "apgd":
+            return APGD(self.eps, self.norm, self.steps, self.loss, target=rule, seed=seed, **common)  # type: ignore[arg-type]
+        if self.name == "square":
+            return Square(self.eps, self.norm, self.queries, seed=seed, **common)
+        if self.name == "ensemble":
+            return Ensemble([m.build(seed) for m in self.ensemble_members()])  # type: ignore[misc]
         return None
+
+    def ensemble_members(self) -> list[AttackSpec]:
+        """The ensemble's members as specs at its budget; `transfer` only with a named surrogate."""
+        shared = {"eps": self.eps, "norm": self.norm, "surface": self.surface, "quantize": self.quantize}
+        members = []
+        for name in self.member_names():
+            settings = PRESETS[name] | shared
+            if settings.get("surrogate") == AUTO:
+                if self.surrogate in (None, AUTO):
+                    continue
+                settings["surrogate"] = self.surrogate
+            members.append(AttackSpec.parse(**settings))
+        return members
 
     def options(self) -> dict[str, Any]:
         """The attack-specific settings that matter to this attack and differ from their defaults."""

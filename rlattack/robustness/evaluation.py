@@ -1,5 +1,6 @@
 """`rlattack robustness`: every attack of a set at every eps on the same games, their worst case,
-the curve and its area, the smallest eps that breaks the policy, and the certified action rate.
+the curve and its area, the smallest eps that breaks the policy, the certified action rate, and
+the checks that say whether to trust the verdict (`rlattack.robustness.checks`).
 
 The games go through a grid (`rlattack.grid`) written into the output directory: the same seeds
 and env splits for every attack, one record per finished (attack, eps) cell, so an interrupted
@@ -12,22 +13,35 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tqdm import tqdm
 
 from rlattack import zoo
-from rlattack.attacks.spec import parse_eps
+from rlattack.attacks.presets import BLACK_BOX
+from rlattack.attacks.spec import AttackSpec, parse_eps
 from rlattack.blackbox.data import watch
 from rlattack.blackbox.oracle import Oracle
+from rlattack.errors import UserInputError
+from rlattack.expectation import is_randomized
 from rlattack.files import atomic_write, write_json
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
 from rlattack.policies import Policy
-from rlattack.robustness.attack_set import DEFAULT_SET, grid_entry, name_of, parse_attack_set
+from rlattack.robustness import checks
+from rlattack.robustness.attack_set import (
+    DEFAULT_SET,
+    WHITE_BOX,
+    grid_entry,
+    name_of,
+    parse_attack_set,
+    surrogate_for,
+)
 from rlattack.robustness.curve import area, plot_curve
 from rlattack.robustness.search import find_eps
 from rlattack.rollout.evaluate import evaluate
@@ -36,6 +50,12 @@ STATE_EVERY = 8
 """Certified states are every 8th step of the agent's clean play, so they span whole games."""
 SMOOTHED_DRAWS = 32
 """Noise draws per step of the smoothed policy when it plays for its clean return."""
+LARGE_EPS = 32 / 255
+"""The large-eps check's budget, played by APGD-CE where the user's list stops below it."""
+CHECK_STATES = 32
+"""States of the agent's clean play that the checks on the policy look at."""
+EOT_DRAWS = 8
+"""Draws per gradient where the policy's outputs are random and no --eot is given."""
 
 
 class RobustnessSettings(BaseModel):
@@ -54,6 +74,14 @@ class RobustnessSettings(BaseModel):
     tolerance: str = Field(default="1/1020", description="the search's tolerance (a quarter gray level)")
     threshold: float | None = Field(
         default=None, description="the return that counts as broken (default: halfway from clean to random)"
+    )
+    surrogate: str | None = Field(
+        default=None, description="agent to craft the transfer attack on (default: another zoo victim)"
+    )
+    eot: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"gradient draws per step (default: {EOT_DRAWS} if outputs are random)",
     )
 
     @field_validator("attacks")
@@ -120,13 +148,41 @@ class Evaluation:
         self.games = {"episodes": episodes, "envs": envs, "seeds": [seed], "device": device}
         self.seed, self.progress = seed, progress
         self.names = parse_attack_set(settings.attacks)
+        self.notes: list[str] = []
+        self.surrogate = settings.surrogate
+        if self.surrogate is None and {"transfer", "ensemble"} & set(self.names):
+            self.surrogate = surrogate_for(policy, game)
+        if self.surrogate is None and "transfer" in self.names:
+            self.names.remove("transfer")
+            self.notes.append(f"no surrogate for {game} in the zoo: transfer skipped (give --surrogate)")
+        if policy.n_actions < 3 and "apgd-dlr" in self.names:
+            self.names.remove("apgd-dlr")
+            self.notes.append(f"{policy.n_actions} actions: apgd-dlr skipped (DLR needs at least 3)")
+        if not self.names:
+            raise UserInputError("no attack of the set applies to this agent")
+        self.eot = settings.eot or (EOT_DRAWS if is_randomized(policy, self.states[:8]) else 1)
 
-    def run_attacks(self, budgets: list[float]) -> dict[float, dict[str, dict[str, Any]]]:
+    @cached_property
+    def states(self) -> torch.Tensor:
+        """States of the agent's own clean play, for the certificates and the checks."""
+        return self._clean_states()
+
+    def entry(self, name: str) -> dict[str, Any]:
+        """The set's attack as a grid entry, with this evaluation's surrogate and EOT."""
+        return grid_entry(name, self.surrogate) | ({"eot": self.eot} if self.eot > 1 else {})
+
+    def run_attacks(
+        self, budgets: list[float], large: bool = False
+    ) -> dict[float, dict[str, dict[str, Any]]]:
         """Every attack of the set at each eps (and the clean games), through the grid; summaries
-        by eps (0: clean) and attack name."""
+        by eps (0: clean) and attack name. `large` adds APGD-CE at `LARGE_EPS`."""
         config = {"agents": [self.agent], "games": [self.game], "norms": ["inf"], **self.games}
-        config |= {"attacks": ["none", *(grid_entry(name) for name in self.names)]}
-        config |= {"eps": [_text(e) for e in sorted((set(budgets) | set(self.measured())) - {0.0})]}
+        attacks: list[Any] = ["none", *(self.entry(name) for name in self.names)]
+        if large or any(e == LARGE_EPS and e not in budgets for e in self.measured()):
+            attacks.append(self.entry("apgd-ce") | {"eps": [_text(LARGE_EPS)]})
+        config |= {"attacks": attacks}
+        kept = {e for e in self.measured() if e != LARGE_EPS or e in budgets}
+        config |= {"eps": [_text(e) for e in sorted((set(budgets) | kept) - {0.0})]}
         path = self.out / "grid.yaml"
         atomic_write(path, lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
         run_grid(path, self.out, extend=True, progress=self.progress)
@@ -143,9 +199,38 @@ class Evaluation:
                 continue
             if cell["episodes"] != self.games["episodes"] or cell["envs"] != self.games["envs"]:
                 continue
-            name = "clean" if cell["attack"] == "none" else name_of(cell["attack"], cell["options"])
-            if name == "clean" or name in self.names:
+            options = cell["options"]
+            if (
+                options.get("eot", 1) != self.eot
+                or options.get("surrogate", self.surrogate) != self.surrogate
+            ):
+                continue
+            name = "clean" if cell["attack"] == "none" else name_of(cell["attack"], options)
+            if name == "clean" or name in self.names or (name == "apgd-ce" and cell["eps"] == LARGE_EPS):
                 found.setdefault(float(cell["eps"]), {})[name] = record["summary"]
+        return found
+
+    def run_checks(
+        self, rows: list[dict[str, Any]], measured: dict[float, Any], clean: float, random: float
+    ) -> list[checks.Check]:
+        """Every check of `rlattack.robustness.checks` on this evaluation's policy and games."""
+        x = self.states[:CHECK_STATES]
+        white = tuple(n for n in self.names if n in WHITE_BOX)
+        iterative = {n: AttackSpec.parse(**self.entry(n)) for n in white if n not in ("fgsm",)}
+        found = [
+            checks.gradient_check(self.policy, x),
+            checks.randomness_check(self.policy, x, self.eot),
+            checks.probability_check(self.policy, x),
+            checks.black_box_check(rows, white, BLACK_BOX),
+        ]
+        largest = max(e for e in measured if e > 0)
+        at_largest = [
+            measured[largest][n]["return_mean"] for n in (*white, "apgd-ce") if n in measured[largest]
+        ]
+        if at_largest:
+            found.append(checks.large_eps_check(largest, min(at_largest), clean, random))
+        for row in rows if iterative else []:
+            found.append(checks.convergence_check(self.policy, x, row["eps"], iterative, self.seed))
         return found
 
     def certificates(self, budgets: list[float]) -> dict[float, float | None]:
@@ -158,7 +243,7 @@ class Evaluation:
         rates = {float(e): r for e, r in kept.get(key, {}).items()}
         missing = [e for e in budgets if e not in rates]
         if missing:
-            x = self._clean_states()
+            x = self.states
             if s.certify == "ibp":
                 from rlattack.certify import certified
 
@@ -209,7 +294,9 @@ class Evaluation:
 def evaluate_robustness(evaluation: Evaluation) -> dict[str, Any]:
     """Run (or continue) the evaluation and return its summary, in the shape of `--json`."""
     s, budgets = evaluation.settings, evaluation.settings.budgets
-    measured = evaluation.run_attacks(budgets)
+    for note in evaluation.notes:
+        tqdm.write(note)
+    measured = evaluation.run_attacks(budgets, large=max(budgets) < LARGE_EPS)
     clean = measured[0.0]["clean"]
     random = random_return(
         evaluation.game, evaluation.games["episodes"], evaluation.games["envs"], evaluation.seed
@@ -222,7 +309,8 @@ def evaluate_robustness(evaluation: Evaluation) -> dict[str, Any]:
 
     search = None
     if s.find_eps:
-        known = {0.0: clean["return_mean"]} | {e: worst(at)[1] for e, at in measured.items() if e > 0}
+        known = {0.0: clean["return_mean"]}
+        known |= {e: worst(at)[1] for e, at in measured.items() if e > 0 and (e != LARGE_EPS or e in budgets)}
         search = find_eps(
             lambda e: worst(evaluation.run_attacks([e])[e])[1],
             threshold,
@@ -244,9 +332,18 @@ def evaluate_robustness(evaluation: Evaluation) -> dict[str, Any]:
                 "certified_action_rate": rates[e],
             }
         )
+    found = evaluation.run_checks(rows, measured, clean["return_mean"], random)
+    for check in found:
+        if not check.passed:
+            tqdm.write(f"warning: {check.name}: {check.detail}")
     result = {
         "agent": evaluation.agent,
         "game": evaluation.game,
+        "reliable": all(c.passed for c in found),
+        "checks": [c.to_dict() for c in found],
+        "surrogate": evaluation.surrogate,
+        "eot": evaluation.eot,
+        "notes": evaluation.notes,
         "clean": clean,
         "eps": rows,
         "auc": area(budgets, [r["worst_case"]["return_mean"] for r in rows], clean["return_mean"], random),

@@ -70,6 +70,8 @@ class Step:
     l2: np.ndarray
     l0: np.ndarray
     """(K,) effective norms of the perturbation (0 where not attacked)"""
+    queries: np.ndarray
+    """(K,) forward passes a score-based attack spent (0 where it reports none)"""
 
 
 class Attacker:
@@ -143,7 +145,7 @@ class Attacker:
         clean_action = torch.empty_like(action)
         target = torch.full((k,), -1, dtype=torch.long, device=device)
         source_success = torch.zeros(k, dtype=torch.bool, device=device)
-        norms = torch.zeros(3, k, device=device)
+        norms = torch.zeros(4, k, device=device)
         hit = torch.as_tensor(attacked, device=device)
         gumbel = self._gumbel(k)
         if attacked.any():
@@ -157,7 +159,10 @@ class Attacker:
             action[hit] = self._choose(adv_logits, g)
             seen[hit] = result.adv
             source_success[hit] = result.success
-            norms[:, hit] = torch.stack([result.linf, result.l2, result.l0]).to(norms.dtype)
+            spent = torch.zeros_like(result.linf) if result.queries is None else result.queries
+            norms[:, hit] = torch.stack([result.linf, result.l2, result.l0, spent.to(result.linf)]).to(
+                norms.dtype
+            )
             if result.target is not None:
                 target[hit] = result.target
         if not attacked.any():  # every env plays clean: no copies of the batch
@@ -175,7 +180,7 @@ class Attacker:
             action[~hit] = clean_action[~hit] = self._choose(logits, g)
         if self.frame_surface:
             self.seen[envs_t] = seen
-        linf, l2, l0 = norms.cpu().numpy()
+        linf, l2, l0, queries = norms.cpu().numpy()
         return Step(
             seen,
             action.cpu().numpy(),
@@ -186,4 +191,5 @@ class Attacker:
             linf,
             l2,
             l0,
+            queries,
         )

@@ -36,6 +36,8 @@ class Episode:
     linf_sum: float = 0.0
     l2_sum: float = 0.0
     l0_sum: float = 0.0
+    queries: float = 0.0
+    """forward passes a score-based attack (Square) spent in this game"""
     truncated: bool = False
     """cut off at the frame cap (`MAX_FRAMES`) before the game ended: its score is a partial one"""
 
@@ -54,6 +56,7 @@ class Evaluation:
         attacked = sum(e.attacked_steps for e in self.episodes)
         targeted = sum(e.targeted_steps for e in self.episodes)
         per_attacked = max(attacked, 1)
+        changes = sum(e.action_changes for e in self.episodes)
         self.summary = {
             "return_mean": float(scores.mean()),
             "return_std": float(scores.std()),
@@ -68,6 +71,8 @@ class Evaluation:
             "linf_mean": sum(e.linf_sum for e in self.episodes) / per_attacked,
             "l2_mean": sum(e.l2_sum for e in self.episodes) / per_attacked,
             "l0_mean": sum(e.l0_sum for e in self.episodes) / per_attacked,
+            "queries_per_step": sum(e.queries for e in self.episodes) / per_attacked,
+            "queries_per_change": sum(e.queries for e in self.episodes) / max(changes, 1),
             "steps_per_s": steps / self.wall_s,
             "attacked_steps_per_s": attacked / self.wall_s,
             "wall_s": self.wall_s,
@@ -116,7 +121,7 @@ def evaluate(
 
 
 COUNTS = ("attacked_steps", "action_changes", "source_successes", "targeted_steps", "target_hits")
-SUMS = ("linf_sum", "l2_sum", "l0_sum")
+SUMS = ("linf_sum", "l2_sum", "l0_sum", "queries")
 
 
 def _tallies(step: Step) -> dict[str, np.ndarray]:
@@ -132,6 +137,7 @@ def _tallies(step: Step) -> dict[str, np.ndarray]:
         "linf_sum": np.where(hit, step.linf, 0.0),
         "l2_sum": np.where(hit, step.l2, 0.0),
         "l0_sum": np.where(hit, step.l0, 0.0),
+        "queries": np.where(hit, step.queries, 0.0),
     }
 
 
