@@ -3,8 +3,9 @@
     python -m agents.entropy --agent pong-trpo --game pong
 
 A policy-gradient learner explores only through its policy's randomness. One whose entropy has
-collapsed stops finding better play, which is why the TRPO recipe has `--entropy-bonus`; this
-measures it, for a zoo victim or a training checkpoint (`sb3:runs/X/checkpoint.zip`).
+collapsed stops finding better play, which is why the TRPO recipe's surrogate has an entropy bonus
+(`--entropy-coef`); this measures it, for a zoo victim or a training run's weights
+(`sb3:runs/X/checkpoint.zip` of an SB3 recipe, `safetensors:runs/X/weights.safetensors` of TRPO's).
 """
 
 from __future__ import annotations

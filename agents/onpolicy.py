@@ -1,8 +1,7 @@
-"""On-policy Stable-Baselines3 recipes on Atari (A2C, PPO, TRPO): one trainer, per-algorithm defaults.
+"""On-policy Stable-Baselines3 recipes on Atari (A2C, PPO): one trainer, per-algorithm defaults.
 
     python -m agents.ppo --game pong --seed 1 --run-dir runs/pong-ppo
     python -m agents.a2c --game pong --seed 1 --run-dir runs/pong-a2c
-    python -m agents.trpo --game pong --seed 1 --run-dir runs/pong-trpo
 
 Each algorithm's module holds only its `Args`: the defaults are its recipe. Every field that is
 not about the run itself (`RUN_FIELDS`) is passed to the SB3 class under its own name, so a

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import zipfile
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import rlattack.zoo
-from agents import a2c, a3c, entropy, ppo, trpo
+from agents import a2c, a3c, entropy, ppo
 from agents.export import bundle
 from agents.onpolicy import train
 from rlattack.cli import main as cli
@@ -29,7 +28,6 @@ TINY = {"n_envs": 2, "n_steps": 32, "total_timesteps": 192, "checkpoint_every": 
 RECIPES = {
     "a2c": (a2c.A2C, a2c.Args, {}),
     "ppo": (ppo.PPO, ppo.Args, {"batch_size": 32, "n_epochs": 1}),
-    "trpo": (trpo.TRPO, trpo.Args, {"batch_size": 32, "n_critic_updates": 1, "cg_max_steps": 3}),
 }
 
 
@@ -88,46 +86,6 @@ def test_a3c_run_becomes_a_zoo_victim_that_rlattack_evaluates(tmp_path, monkeypa
     assert not exit_info.value.code
     summary = json.loads(out.read_text())["summary"]
     assert summary["episodes"] == 1 and summary["linf_mean"] == pytest.approx(0.004, rel=1e-4)
-
-
-def test_trpo_entropy_bonus_adds_the_policy_entropy_gradient_to_the_surrogate() -> None:
-    logits = torch.tensor([2.0, 0.5, -1.0, 0.0, 3.0, -2.0], requires_grad=True)
-    old_log_probs = torch.log_softmax(logits, 0).detach()
-    buffer = SimpleNamespace(
-        advantages=np.zeros((6, 1), np.float32), log_probs=old_log_probs.numpy()[:, None]
-    )
-    bonus = trpo.EntropyBonus(0.05)
-    bonus.model = SimpleNamespace(rollout_buffer=buffer)
-    bonus.on_rollout_end()
-    advantages = torch.as_tensor(buffer.advantages[:, 0])
-    # TRPO's surrogate, E_a~pi_old[ratio * advantage], taken exactly over the six actions.
-    log_probs = torch.log_softmax(logits, 0)
-    surrogate = (old_log_probs.exp() * (log_probs - old_log_probs).exp() * advantages).sum()
-    (surrogate_grad,) = torch.autograd.grad(surrogate, logits, retain_graph=True)
-    entropy = -(log_probs.exp() * log_probs).sum()
-    (entropy_grad,) = torch.autograd.grad(entropy, logits)
-    assert torch.allclose(surrogate_grad, 0.05 * entropy_grad, atol=1e-6)
-    assert entropy_grad.abs().sum() > 0.1  # the comparison has something to compare
-
-
-def test_trpo_recipe_applies_its_entropy_bonus_to_every_rollout(tmp_path, monkeypatch) -> None:
-    seen = []
-    apply = trpo.EntropyBonus._on_rollout_end
-
-    def spy(self) -> None:
-        buffer = self.model.rollout_buffer
-        apply(self)
-        seen.append(
-            np.allclose(
-                buffer.returns - buffer.values - buffer.advantages, 0.01 * buffer.log_probs, atol=1e-5
-            )
-        )
-
-    monkeypatch.setattr(trpo.EntropyBonus, "_on_rollout_end", spy)
-    args = trpo.Args(run_dir=tmp_path, entropy_bonus=0.01, **TINY, **RECIPES["trpo"][2])
-    assert "entropy_bonus" not in args.hyperparameters()  # sb3-contrib's TRPO has no such keyword
-    trpo.main(args)
-    assert seen == [True] * 3  # 192 steps in rollouts of 2 envs x 32 steps
 
 
 def test_entropy_spread_of_known_distributions() -> None:
