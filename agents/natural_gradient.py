@@ -14,7 +14,8 @@ For a categorical policy with logits `z = f(theta)`, `F = mean_i J_i' (diag(p_i)
 with `J_i = dz_i / dtheta` exactly (the KL's second derivative in `z` is that matrix, and its first
 derivative is zero at the old policy). `FisherVectorProduct` evaluates it as a forward-mode `J v`
 and one backward pass through a kept graph, with the same result as the usual double backward
-pass through the KL's gradient at less than half its cost on the CPU.
+pass through the KL's gradient at about half its cost on the CPU (408 against 839 ms for 256
+states of the Nature CNN, one thread).
 """
 
 from __future__ import annotations
