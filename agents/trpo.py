@@ -18,7 +18,8 @@ any other, and `--init-from` continues any TRPO victim of the zoo, sb3-contrib's
 
 Re-running the same command continues from `RUN_DIR/checkpoint.safetensors` (both networks,
 the critic's Adam statistics and the step count; no rollout), which Ctrl-C also writes. Copying
-that file, `run.json` and `curve.csv` into a run directory on another machine continues there.
+that file, `run.json`, `curve.csv` and `updates.csv` into a run directory on another machine and
+running the same command there continues the run.
 `--game CartPole-v1` (a gymnasium env with flat observations) trains a small MLP, for tests.
 `benchmarks/training_speed.py` measures the steps per second against sb3-contrib's TRPO.
 """
@@ -88,8 +89,8 @@ class Args(RunArgs):
     """damping added to the Fisher matrix, which a subsample of states leaves singular"""
     fisher_states: int = 256
     """states of the rollout, drawn at random, whose mean KL gives the Fisher matrix. Each of the
-    10 Fisher-vector products costs about 7 forward passes per state on the CPU, so on the whole
-    batch they would cost more than everything else together"""
+    10 Fisher-vector products costs about 6 forward passes of its states on the CPU, so on the
+    whole batch they would cost more than everything else together"""
     backtracks: int = 10
     """line-search halvings of the step before the update keeps the old policy"""
     critic_lr: float = 2.5e-4
@@ -301,6 +302,7 @@ class Trainer:
         atomic_write(path, lambda p: save_file(state, str(p)))
 
     def load_checkpoint(self, path: Path) -> None:
+        """Restore what `save_checkpoint` wrote, on this machine or another."""
         state = load_file(str(path))
         self.model.load_state_dict(
             {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
