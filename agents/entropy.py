@@ -19,7 +19,7 @@ import torch
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
-from rlattack.policies import load_policy
+from rlattack.loading import load_policy
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from rlattack.curves import write_curves
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import write_json
-from rlattack.policies import Q_VALUE_ALGORITHMS
+from rlattack.sb3 import Q_VALUE_ALGORITHMS
 from rlattack.weights import file_sha256
 from rlattack.zoo import ZOO, victim, victims
 

@@ -15,11 +15,12 @@ import time
 
 import torch
 
-from rlattack.blackbox.data import watch
 from rlattack.blackbox.oracle import Oracle
 from rlattack.certify import certified
 from rlattack.cli_options import CommandArgs, run_command
-from rlattack.policies import load_policy, resolve_device
+from rlattack.loading import load_policy
+from rlattack.policies import resolve_device
+from rlattack.rollout.watch import watch
 
 
 class Args(CommandArgs):

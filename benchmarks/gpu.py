@@ -39,8 +39,9 @@ from rlattack.attacks import FGSM, JSMA, MAD, PGD
 from rlattack.attacks.base import Attack
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
-from rlattack.policies import Policy, load_policy, resolve_device
-from rlattack.rollout.agent_step import Attacker
+from rlattack.loading import load_policy
+from rlattack.policies import Policy, resolve_device
+from rlattack.rollout.attacker import Attacker
 from rlattack.rollout.evaluate import evaluate
 from rlattack.safetensors_agent import build_architecture
 

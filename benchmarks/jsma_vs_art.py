@@ -29,7 +29,8 @@ from torch import nn
 from rlattack.attacks import JSMA
 from rlattack.attacks.jsma import select_pairs
 from rlattack.envs import make_vector_env
-from rlattack.policies import Policy, load_policy
+from rlattack.loading import load_policy
+from rlattack.policies import Policy
 
 
 def collect(policy: Policy, n: int, seed: int) -> np.ndarray:

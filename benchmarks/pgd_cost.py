@@ -20,7 +20,8 @@ from rlattack.attacks import PGD
 from rlattack.attacks.base import loss_gradient
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.grid.run import torch_threads
-from rlattack.policies import Policy, load_policy
+from rlattack.loading import load_policy
+from rlattack.policies import Policy
 
 
 class Args(CommandArgs):

@@ -24,11 +24,11 @@ from agents.advtrain import Args as AdvArgs
 from agents.advtrain import perturb
 from agents.robust_dqn import TrainingNetwork
 from agents.sadqn import sa_regulariser
-from rlattack.blackbox.data import watch
 from rlattack.blackbox.oracle import Oracle
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import sb3_class
+from rlattack.rollout.watch import watch
+from rlattack.sb3 import sb3_class
 from rlattack.weights import load_weights
 from rlattack.zoo import load_victim, victim
 

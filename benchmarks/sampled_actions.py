@@ -21,8 +21,9 @@ from rlattack.attacks import FGSM
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_vector_env
 from rlattack.grid.run import torch_threads
-from rlattack.policies import Policy, load_policy
-from rlattack.rollout.agent_step import Attacker
+from rlattack.loading import load_policy
+from rlattack.policies import Policy
+from rlattack.rollout.attacker import Attacker
 
 
 class Args(CommandArgs):

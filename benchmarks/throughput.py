@@ -26,7 +26,8 @@ from rlattack.attacks import FGSM
 from rlattack.cli_options import CommandArgs, run_command
 from rlattack.envs import make_env
 from rlattack.grid.run import torch_threads
-from rlattack.policies import Policy, load_policy, resolve_device
+from rlattack.loading import load_policy
+from rlattack.policies import Policy, resolve_device
 from rlattack.rollout.evaluate import evaluate
 
 

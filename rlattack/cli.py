@@ -18,7 +18,7 @@ from rlattack import zoo
 from rlattack.attacks.spec import AttackSpec
 from rlattack.blackbox.workflow import SubstituteSettings
 from rlattack.cli_options import REQUIRED, Play, options, run_app
-from rlattack.files import check_writable, write_json
+from rlattack.files import STDOUT, check_writable, write_json
 from rlattack.robustness.evaluation import RobustnessSettings
 from rlattack.schedules import FORMS, parse_schedule
 from rlattack.tables import print_table, summary_table
@@ -69,10 +69,14 @@ def zoo_(
         typer.Option(help="also draw every victim's learning curve beside its bar into this .png/.pdf/.svg"),
     ] = None,
     window: Annotated[int, typer.Option(min=1, help="training games averaged per point of a curve")] = 50,
+    long: Annotated[
+        bool, typer.Option("--long", help="add game, wall time, sampled score and notes")
+    ] = False,
 ) -> None:
-    """List the bundled victims and their clean scores measured by `rlattack eval`: greedy (the
-    convention, judged against the bar) and, for actor-critic victims, with sampled actions."""
-    from rlattack.tables import zoo_table
+    """List the bundled victims and their clean scores measured by `rlattack eval`, one line each:
+    greedy (the convention, judged against the bar); `--long` adds the score with sampled actions
+    of actor-critic victims and each victim's note."""
+    from rlattack.tables import zoo_notes, zoo_table
 
     check_writable(curves, "--curves")
     found = zoo.victims()
@@ -80,7 +84,9 @@ def zoo_(
         from rlattack.curves import write_curves
 
         write_curves(found, curves, window)
-    print_table(zoo_table(found))
+    print_table(zoo_table(found, long=long))
+    if long:
+        print(zoo_notes(found))
     if curves is not None:
         print(f"wrote {curves}")
 
@@ -100,7 +106,8 @@ def eval_(
     attack, when = spec.build(play.seed), parse_schedule(schedule, play.seed)
     policy, game = play.load(agent)
     result = play.evaluate(policy, game, attack, when)
-    print_table(summary_table([(spec.label(schedule), result.summary)], title=play.title(agent, game)))
+    table = summary_table([(spec.label(schedule), result.summary)], title=play.title(agent, game))
+    print_table(table, stderr=str(json_path) == STDOUT)
     if json_path is not None:
         setting = {"attack": spec.name, **spec.model_dump(exclude={"name"}), "schedule": schedule}
         config = {"agent": agent, "game": game, **setting, **play.model_dump(include={"envs", "seed", "act"})}
@@ -262,7 +269,8 @@ def transfer(
     """Craft on each --source, show it to each --victim: return, transfer rate, source success."""
     from rlattack.blackbox.transfer import TransferSetting, transfer_matrix, write_transfer_report
     from rlattack.grid.store import TransferRecord
-    from rlattack.policies import load_policy, resolve_device
+    from rlattack.loading import load_policy
+    from rlattack.policies import resolve_device
     from rlattack.tables import percent, transfer_summary
 
     check_writable(out, "--out", folder=True)
@@ -297,25 +305,27 @@ def robustness(
     """Every attack of a set at every eps on the same games: the worst case, the robustness curve
     and its area, the certified action rate, (--find-eps) the smallest eps that breaks it, and the
     checks that say whether the verdict can be trusted."""
-    from rlattack.robustness.evaluation import Evaluation, evaluate_robustness
+    from rlattack.robustness.evaluation import RobustnessEvaluation, evaluate_robustness
     from rlattack.tables import robustness_table
 
     check_writable(out, "--out", folder=True)
     check_writable(json_path, "--json")
     policy, game = play.load(agent)
     games = (play.episodes, play.envs, play.seed, play.device, play.progress)
-    result = evaluate_robustness(Evaluation(agent, policy, game, settings, out, *games))
-    print_table(robustness_table(result))
+    result = evaluate_robustness(RobustnessEvaluation(agent, policy, game, settings, out, *games))
+    human = sys.stderr if str(json_path) == STDOUT else sys.stdout  # `--json -`: stdout is the JSON's
+    print_table(robustness_table(result), stderr=human is sys.stderr)
     failed = [c["name"] for c in result["checks"] if not c["passed"]]
     passed = len(result["checks"]) - len(failed)
     print(
         f"checks: all {passed} passed"
         if not failed
-        else f"checks: NOT RELIABLE, {', '.join(failed)} failed ({passed} passed); see the warnings above"
+        else f"checks: NOT RELIABLE, {', '.join(failed)} failed ({passed} passed); see the warnings above",
+        file=human,
     )
     if json_path is not None:
         write_json(json_path, result)
-    print(f"wrote {out / 'robustness.json'} and {out / 'robustness.png'}")
+    print(f"wrote {out / 'robustness.json'} and {out / 'robustness.png'}", file=human)
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ from typer.exceptions import TyperException
 from rlattack import zoo
 from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError, explain
-from rlattack.policies import Policy, load_policy, resolve_device
-from rlattack.rollout.agent_step import Act
+from rlattack.loading import load_policy
+from rlattack.policies import Policy, resolve_device
+from rlattack.rollout.attacker import Act
 from rlattack.rollout.evaluate import Evaluation, evaluate
 from rlattack.schedules import Schedule
 

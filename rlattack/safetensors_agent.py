@@ -9,7 +9,7 @@ and the zoo builds its victims with the same `build_architecture`:
 - `network`: `nature-cnn` or `mlp` for `a3c`; `nature-cnn` (SB3's `NatureCNN`) for SB3's;
 - `n_actions`: how many actions the head has;
 - `network_kwargs` (may be left out): a JSON object of SB3 `CnnPolicy` keywords from
-  `rlattack.policies.PLAIN_KWARGS` (`{"share_features_extractor": false}`, say).
+  `rlattack.sb3.PLAIN_KWARGS` (`{"share_features_extractor": false}`, say).
 
 Every tensor's name and shape must be the built network's own. `save_safetensors_agent` writes
 such a file from a module or a state dict.
@@ -31,11 +31,12 @@ from torch import Tensor, nn
 from rlattack.errors import UserInputError
 from rlattack.networks import build_network
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import PLAIN_KWARGS, Policy, from_sb3_policy, sb3_class
+from rlattack.policies import Policy
+from rlattack.sb3 import PLAIN_KWARGS, from_sb3_policy, sb3_class
 from rlattack.weights import fit_weights, load_weights, save_weights, shipped_state
 
 SB3_ALGORITHMS = ("dqn", "qrdqn", "a2c", "ppo", "trpo")
-ALGORITHMS = ("a3c", *SB3_ALGORITHMS)
+ARCHITECTURES = ("a3c", *SB3_ALGORITHMS)
 REQUIRED = ("algorithm", "network", "n_actions")
 MAX_ACTIONS = 18
 """Atari's full action set: a header cannot make rlattack build a head larger than any game needs."""
@@ -71,7 +72,7 @@ def build_architecture(
         built = build_network(network, OBS_SHAPE, n_actions)  # ValueError naming the known networks
         return built, lambda net: Policy(net, n_actions, name=name)
     if algorithm not in SB3_ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r} (known: {', '.join(ALGORITHMS)})")
+        raise ValueError(f"unknown algorithm {algorithm!r} (known: {', '.join(ARCHITECTURES)})")
     if network != "nature-cnn":
         raise ValueError(f"SB3's {algorithm} CnnPolicy is a nature-cnn, not {network!r}")
     _check_sb3_kwargs(network_kwargs)
@@ -100,7 +101,7 @@ def _architecture_of(metadata: dict[str, str] | None, name: str) -> Architecture
     text = metadata.get("network_kwargs", "{}")
     try:
         kwargs = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python's stack
         kwargs = None
     if not isinstance(kwargs, dict):
         raise ValueError(f"network_kwargs {text[:80]!r} is not a JSON object")

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rlattack.zoo import Victim
 
 from rlattack.observations import MAX_FRAMES
-from rlattack.policies import Q_VALUE_ALGORITHMS
+from rlattack.sb3 import Q_VALUE_ALGORITHMS
 
 CUT = f"hit the {MAX_FRAMES:,}-frame cap and were cut off there"
 """The footnote of a return marked `*`: some of its games did not end by themselves."""
@@ -64,37 +64,57 @@ def percent(rate: float | None, missing: str = "-") -> str:
     return missing if rate is None else f"{rate:.1%}"
 
 
-def print_table(table: Table) -> None:
-    console = Console()
+def print_table(table: Table, stderr: bool = False) -> None:
+    """Print `table`; on standard error where standard output carries JSON (`--json -`)."""
+    console = Console(stderr=stderr)
     if not console.is_terminal:  # logs and pipes: do not squeeze numbers into 80 columns
-        console = Console(width=160)
+        console = Console(width=160, stderr=stderr)
     console.print(table)
 
 
-def zoo_table(victims: Sequence[Victim]) -> Table:
-    """One row per bundled victim: its clean scores as `rlattack eval` measured them, and its bar."""
+def zoo_table(victims: Sequence[Victim], long: bool = False) -> Table:
+    """One line per bundled victim, within 80 columns: its greedy clean score as `rlattack eval`
+    measured it and its clean bar. `long` adds the game, the wall time and the sampled score;
+    the notes are `zoo_notes`."""
     table = Table(title="rlattack zoo")
-    columns = ("name", "game", "algorithm", "training frames", "wall time", "clean score", "sampled", "bar")
-    for column in (*columns, "note"):
-        table.add_column(column)
+    columns = ("name", "algo", "frames", "clean (games)", "clean bar")
+    if long:
+        columns = (*columns[:2], "game", *columns[2:3], "wall time", *columns[3:4], "sampled", *columns[4:])
+    for column in columns:
+        table.add_column(
+            column, no_wrap=True, justify="right" if column in ("frames", "wall time") else "left"
+        )
 
     def shown(s: dict[str, Any] | None, missing: str) -> str:
         if s is None:
             return missing
-        return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']} games)"
+        return f"{s['return_mean']:.1f} ± {s['return_std']:.1f} ({s['episodes']})"
 
     for v in victims:
-        q_values = v.algorithm in Q_VALUE_ALGORITHMS
-        sampled = shown(v.clean_score_sampled, "greedy only" if q_values else "not measured")
-        seconds = v.meta.get("wall_seconds")
-        wall = "?" if seconds is None else f"{seconds / 3600:.1f} h"
         met = {True: "met", False: "[bold red]below[/]", None: "?"}[v.meets_bar]
-        bar = "" if v.bar is None else f"{v.bar:g}: {met}"
-        clean = shown(v.clean_score, "not measured")
-        table.add_row(
-            v.name, v.game, v.algorithm, f"{v.frames:,}", wall, clean, sampled, bar, v.meta.get("note", "")
-        )
+        row = {
+            "name": v.name,
+            "algo": v.algorithm,
+            "game": v.game,
+            "frames": f"{v.frames / 1e6:.1f}M",
+            "wall time": "?"
+            if v.meta.get("wall_seconds") is None
+            else f"{v.meta['wall_seconds'] / 3600:.1f} h",
+            "clean (games)": shown(v.clean_score, "not measured"),
+            "sampled": shown(
+                v.clean_score_sampled, "greedy only" if v.algorithm in Q_VALUE_ALGORITHMS else "not measured"
+            ),
+            "clean bar": "" if v.bar is None else f"{v.bar:g} {met}",
+        }
+        table.add_row(*(row[c] for c in columns))
     return table
+
+
+def zoo_notes(victims: Sequence[Victim]) -> str:
+    """Each victim's note (its history is in agents/zoo/NAME/NOTES.md), one paragraph each."""
+    return "\n\n".join(
+        f"{v.name}: {v.meta.get('note') or '(no note)'} (agents/zoo/{v.name}/NOTES.md)" for v in victims
+    )
 
 
 def transfer_summary(records: Sequence[TransferRecord], title: str) -> Table:
@@ -139,7 +159,12 @@ def robustness_table(result: dict[str, Any]) -> Table:
             percent(row["certified_action_rate"]),
         )
     area = "n/a" if result["auc"] is None else f"{result['auc']:.3f}"
-    smallest = "not searched" if result["min_eps"] is None else f"{result['min_eps']:.5f}"
+    if result["min_eps"] is not None:
+        smallest = f"{result['min_eps']:.5f} ({result['min_eps'] * 255:.3g}/255)"
+    elif result.get("search") is None:
+        smallest = "not searched (--find-eps)"
+    else:
+        smallest = f"none up to {max(r['eps'] for r in result['eps']) * 255:.3g}/255 (the largest eps tried)"
     table.caption = f"area under the curve {area}; smallest eps that breaks it: {smallest}"
     if cut:
         table.caption += f"; * {cut} games {CUT}"

@@ -21,7 +21,7 @@ from rlattack.envs import make_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.policies import Policy
-from rlattack.rollout.agent_step import Attacker, Step
+from rlattack.rollout.attacker import Attacker, Step
 from rlattack.schedules import Schedule
 
 PANEL = 336  # 4 x 84; every size is a multiple of 16, which mp4 encoders want

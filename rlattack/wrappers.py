@@ -16,7 +16,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 from rlattack.attacks.base import Attack
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from rlattack.rollout.agent_step import Attacker, Step
+from rlattack.rollout.attacker import Attacker, Step
 from rlattack.schedules import Schedule
 
 

@@ -85,12 +85,10 @@ def victims() -> list[Victim]:
     return found
 
 
-ALGORITHMS = ("dqn", "a3c", "trpo", "a2c", "ppo")
+RECIPES = ("dqn", "a3c", "trpo", "a2c", "ppo")
 """The recipes of `agents/`, the middle of a victim's name."""
 
-PLANNED = re.compile(
-    rf"({'|'.join(game.replace('_', '-') for game in BARS)})-({'|'.join(ALGORITHMS)})(-s\d+)?"
-)
+PLANNED = re.compile(rf"({'|'.join(game.replace('_', '-') for game in BARS)})-({'|'.join(RECIPES)})(-s\d+)?")
 """Names a victim can be bundled under: GAME-ALGORITHM, or GAME-ALGORITHM-sSEED for another seed."""
 
 

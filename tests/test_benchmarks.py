@@ -11,10 +11,7 @@ import pytest
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize(
-    "script",
-    ["throughput.py", "jsma_vs_art.py", "training_speed.py", "runner_overhead.py", "pgd_cost.py", "gpu.py"],
-)
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")))
 def test_benchmark_starts(script) -> None:
     if script == "jsma_vs_art.py":
         pytest.importorskip("art", reason="ART is a benchmark-only dependency (pip install -e '.[bench]')")

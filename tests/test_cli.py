@@ -227,7 +227,7 @@ def test_an_unwritable_output_is_refused_before_anything_is_played(
         raise AssertionError("the agent was loaded before its outputs were checked")
 
     monkeypatch.setattr("rlattack.cli_options.load_policy", load)
-    monkeypatch.setattr("rlattack.policies.load_policy", load)
+    monkeypatch.setattr("rlattack.loading.load_policy", load)
     name = name.rstrip("/")
     blocker, read_only = tmp_path / "blocker", tmp_path / "read-only"
     blocker.write_text("a file")

@@ -18,8 +18,10 @@ from rlattack.cli import main
 from rlattack.errors import UserInputError
 from rlattack.grid import GridConfig, expand, load_grid, run_grid
 from rlattack.grid import run as grid_run
-from rlattack.grid.store import ResultStore, code_version
-from rlattack.policies import load_torchscript, weights_digest
+from rlattack.grid.store import ResultStore
+from rlattack.loading import load_torchscript
+from rlattack.policies import weights_digest
+from rlattack.provenance import code_version
 from tests.test_cli import run as cli
 
 TIMING = {"steps_per_s", "attacked_steps_per_s", "wall_s"}
@@ -340,3 +342,18 @@ def test_code_counts_as_edited_for_code_changes_only(tmp_path) -> None:
     assert code_version(tmp_path)["dirty"] is False
     (tmp_path / "agents/dqn.py").write_text("1\n")
     assert code_version(tmp_path)["dirty"] is True
+
+
+@pytest.mark.parametrize(
+    "results", sorted({p.parent for p in Path("experiments").glob("*/results/**/config.yaml")}), ids=str
+)
+def test_every_committed_results_folder_holds_every_cell_of_its_grid(results: Path) -> None:
+    """What a rerun of the committed experiments would compute: nothing (cell ids unchanged)."""
+    from rlattack import zoo
+    from rlattack.grid.config import expand, load_grid
+
+    grid = load_grid(results / "config.yaml")
+    present = [a for a in grid.agents if a not in zoo.not_bundled(grid.agents)]
+    cells = expand(grid.model_copy(update={"agents": present}))
+    done = ResultStore(results).finished()
+    assert [c.id for c in cells if c.id not in done] == []

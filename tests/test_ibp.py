@@ -11,8 +11,10 @@ from rlattack.attacks import MAD, PGD
 from rlattack.certify import certified, margin_lower_bounds, network_layers, propagate
 from rlattack.certify.ibp import input_box
 from rlattack.errors import UserInputError
+from rlattack.loading import load_torchscript
 from rlattack.networks import nature_cnn
-from rlattack.policies import Policy, load_sb3, load_torchscript
+from rlattack.policies import Policy
+from rlattack.sb3 import load_sb3
 
 EPS = 2 / 255
 

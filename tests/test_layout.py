@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -29,3 +30,43 @@ def test_attacks_import_without_the_emulator_or_sb3() -> None:
 def test_no_module_of_the_library_is_over_400_lines() -> None:
     sizes = {str(p.relative_to(LIBRARY)): len(p.read_text().splitlines()) for p in LIBRARY.rglob("*.py")}
     assert not {name: n for name, n in sizes.items() if n > 400}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the library modules it imports, at the top or inside a function (a lazy import
+    still makes a loop: it only delays it)."""
+    modules = {
+        ".".join(p.relative_to(LIBRARY.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in LIBRARY.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named = {f"{node.module}.{alias.name}" for alias in node.names}
+                # `from rlattack.attacks import base` runs the package's __init__ as well
+                found |= named | {node.module}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_library_has_no_import_loop() -> None:
+    graph, loops = import_graph(), []
+
+    def visit(module: str, path: list[str]) -> None:
+        for child in sorted(graph[module]):
+            if child in path:
+                loops.append(" -> ".join([*path[path.index(child) :], child]))
+            elif child not in seen:
+                seen.add(child)
+                visit(child, [*path, child])
+
+    seen: set[str] = set()
+    for module in sorted(graph):
+        if module not in seen:
+            seen.add(module)
+            visit(module, [module])
+    assert not loops, "\n".join(loops)

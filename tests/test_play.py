@@ -14,9 +14,10 @@ from rlattack.attacks import FGSM
 from rlattack.errors import UserInputError
 from rlattack.grid import Cell, GridConfig, expand
 from rlattack.grid.run import check_cells
-from rlattack.policies import Policy, load_sb3
-from rlattack.rollout.agent_step import Attacker
+from rlattack.policies import Policy
+from rlattack.rollout.attacker import Attacker
 from rlattack.rollout.evaluate import evaluate
+from rlattack.sb3 import load_sb3
 from rlattack.schedules import EveryN
 from tests.conftest import SMALL_SHAPE, tiny_net
 

@@ -12,18 +12,12 @@ from torch import nn
 
 from rlattack.cli import main
 from rlattack.errors import UserInputError
+from rlattack.loading import load_policy, load_torchscript
 from rlattack.networks import nature_cnn
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import (
-    Policy,
-    from_sb3_policy,
-    load_policy,
-    load_sb3,
-    load_torchscript,
-    sb3_algorithm,
-    sb3_class,
-)
+from rlattack.policies import Policy
 from rlattack.safetensors_agent import save_safetensors_agent
+from rlattack.sb3 import from_sb3_policy, load_sb3, sb3_algorithm, sb3_class
 
 OBS = np.random.default_rng(0).integers(0, 256, (5, *OBS_SHAPE), dtype=np.uint8)
 

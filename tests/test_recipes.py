@@ -19,7 +19,7 @@ from rlattack.cli import main as cli
 from rlattack.errors import UserInputError
 from rlattack.networks import nature_cnn
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import load_sb3
+from rlattack.sb3 import load_sb3
 from rlattack.zoo import load_victim
 
 X = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (4, *OBS_SHAPE)), dtype=torch.float32) / 255

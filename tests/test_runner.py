@@ -13,8 +13,8 @@ from rlattack.attacks import FGSM, JSMA
 from rlattack.attacks.targets import FixedAction
 from rlattack.errors import UserInputError
 from rlattack.observations import FRAME_SKIP, MAX_FRAMES
-from rlattack.policies import load_sb3
 from rlattack.rollout.evaluate import evaluate, split_episodes
+from rlattack.sb3 import load_sb3
 from rlattack.schedules import EveryN, parse_schedule
 from rlattack.tables import SUMMARY_COLUMNS, robustness_table, summary_table
 

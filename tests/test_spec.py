@@ -9,7 +9,7 @@ import torch
 
 import rlattack.attacks.spec
 from rlattack.attacks import FGSM, JSMA, MAD, PGD, AttackSpec, Momentum, Noise, parse_eps
-from rlattack.attacks.spec import OPTIONS, USED
+from rlattack.attacks.spec import DECLARED, OPTIONS
 from rlattack.errors import UserInputError
 from rlattack.grid.config import AttackEntry, Cell
 
@@ -114,7 +114,7 @@ def test_labels_name_what_differs_from_the_defaults() -> None:
 
 def test_every_attack_option_is_a_field_and_a_grid_key() -> None:
     fields = AttackSpec.model_fields
-    assert set(OPTIONS) <= set(fields) and all(set(used) <= set(OPTIONS) for used in USED.values())
+    assert set(OPTIONS) <= set(fields) and all(set(d.options) <= set(OPTIONS) for d in DECLARED.values())
     entry = AttackEntry(name="momentum", eps=[0.1], loss="margin", decay=0.5)
     assert entry.options == {"decay": 0.5, "loss": "margin"}
     with pytest.raises(ValueError, match="mad is untargeted"):

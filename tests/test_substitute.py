@@ -30,7 +30,8 @@ from rlattack.blackbox.substitute import Ensemble
 from rlattack.blackbox.transfer import TransferSetting, transfer_matrix
 from rlattack.errors import UserInputError
 from rlattack.grid.store import ResultStore, TransferRecord
-from rlattack.policies import Policy, load_torchscript, weights_digest
+from rlattack.loading import load_torchscript
+from rlattack.policies import Policy, weights_digest
 from rlattack.rollout.evaluate import evaluate
 from tests.test_cli import run
 

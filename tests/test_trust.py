@@ -27,10 +27,11 @@ from agents.export import bundle
 from rlattack.attacks import AttackSpec
 from rlattack.cli import main
 from rlattack.errors import UserInputError
+from rlattack.loading import load_policy
 from rlattack.networks import nature_cnn
 from rlattack.observations import OBS_SHAPE
-from rlattack.policies import from_sb3_policy, load_policy, load_sb3, sb3_class
 from rlattack.safetensors_agent import save_safetensors_agent
+from rlattack.sb3 import from_sb3_policy, load_sb3, sb3_class
 from rlattack.weights import file_sha256
 from rlattack.zoo import load_victim, victims
 

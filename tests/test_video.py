@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rlattack.attacks import FGSM
-from rlattack.policies import load_policy
+from rlattack.loading import load_policy
 from rlattack.video import CAPTION, PANEL, record_episode
 
 

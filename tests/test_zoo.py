@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlattack.envs import make_vector_env
-from rlattack.policies import Q_VALUE_ALGORITHMS
+from rlattack.sb3 import Q_VALUE_ALGORITHMS
 from rlattack.zoo import Victim, load_victim, victims
 
 BUNDLED = victims()
@@ -63,3 +63,23 @@ def test_the_bar_is_inclusive_and_only_for_the_papers_games() -> None:
     assert with_score("pong", 18.0).meets_bar is True
     assert with_score("breakout", 400.0).meets_bar is None
     assert with_score("pong", None).meets_bar is None
+
+
+def test_the_zoo_table_fits_80_columns_one_line_per_victim(monkeypatch, capsys) -> None:
+    from rich.console import Console
+
+    from rlattack.tables import zoo_table
+
+    found = victims()
+    console = Console(width=80, record=True)
+    console.print(zoo_table(found))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for v in found:
+        assert sum(f" {v.name} " in line for line in lines) == 1
+    assert len(lines) == len(found) + 5  # title, three rules and the header
+    from tests.test_cli import run
+
+    assert run(monkeypatch, "zoo", "--long") == 0
+    out = capsys.readouterr().out
+    assert all(f"{v.name}: " in out for v in found)

@@ -35,10 +35,11 @@ from rlattack.attacks.base import (
     ball_radius,
     check_iterative,
     clip_delta,
+    input_gradient,
     norm_step,
     project,
+    random_start,
 )
-from rlattack.attacks.draws import Draws
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
@@ -108,7 +109,7 @@ class APGD(Attack):
         if loss == "dlr" and self.targeted:
             raise UserInputError("APGD's dlr loss is untargeted: use loss ce for a targeted attack")
         self.steps, self.loss, self.random_start = steps, loss, random_start
-        self.draws = Draws(seed)
+        self.seed = seed
 
     def _loss_and_grad(self, policy: Policy, x: Tensor, label: Tensor, targeted: bool) -> tuple[Tensor, ...]:
         """(N,) loss to ascend, its input gradient, and the logits of the same pass."""
@@ -120,7 +121,7 @@ class APGD(Attack):
             else:
                 value = F.cross_entropy(logits, label, reduction="none")
                 value = -value if targeted else value
-            (grad,) = torch.autograd.grad(value.sum(), x)
+            grad = input_gradient(policy, value.sum(), x)
         return value.detach(), grad.detach(), logits.detach()
 
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
@@ -136,14 +137,7 @@ class APGD(Attack):
         label = clean_logits.argmax(dim=1) if target is None else target
         delta = torch.zeros_like(x)
         if self.random_start:
-            uniform = self.draws.uniform(x.shape, x) * 2 - 1
-            if self.norm == "inf":
-                delta = self.eps * uniform * mask
-            else:
-                delta = norm_step(uniform, x, self.eps, "2", mask) * self.draws.uniform((len(x),), x).view(
-                    shape
-                )
-            delta = clip_delta(x, delta, self.bounds)
+            delta = clip_delta(x, random_start(x, mask, self.eps, self.norm, self.seed), self.bounds)
 
         def fooled(logits: Tensor) -> Tensor:
             action = logits.argmax(dim=1)

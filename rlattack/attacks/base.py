@@ -13,7 +13,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +26,8 @@ from rlattack.policies import Policy
 Norm = Literal["inf", "2", "1"]
 Surface = Literal["stack", "frame"]
 Loss = Literal["ce", "margin"]
-NORMS: tuple[str, ...] = ("inf", "2", "1")
-SURFACES: tuple[str, ...] = ("stack", "frame")
+NORMS: tuple[str, ...] = get_args(Norm)
+SURFACES: tuple[str, ...] = get_args(Surface)
 LOSSES: tuple[str, ...] = ("ce", "margin")
 TargetRule = Callable[[Tensor, Tensor], Tensor]
 """Maps observations (N, ...) and their clean logits (N, A) to target actions (N,)."""
@@ -137,6 +137,26 @@ def margin(logits: Tensor, label: Tensor) -> Tensor:
     return others.amax(dim=1) - own
 
 
+def input_gradient(policy: Policy, value: Tensor, x: Tensor, retain_graph: bool = False) -> Tensor:
+    """d value / d x, refused in one line where no gradient attack can use it: outputs detached
+    from the input (nothing to follow), or a gradient that is NaN or infinite (a step along it
+    would turn the observation into NaN, and the attack would report nothing changed). Square and
+    transfer attacks need no gradient of the policy."""
+    if not value.requires_grad:
+        raise UserInputError(
+            f"{policy.name}'s outputs do not depend on its input through autograd (detached): "
+            "gradient attacks cannot run on it; use square or a transfer attack (--surrogate)"
+        )
+    (grad,) = torch.autograd.grad(value, x, retain_graph=retain_graph)
+    if not torch.isfinite(grad).all():
+        bad = int((~torch.isfinite(grad.flatten(1))).any(dim=1).sum())
+        raise UserInputError(
+            f"{policy.name}'s input gradient is not finite (NaN or inf) on {bad} of {len(grad)} "
+            "observations: gradient attacks cannot follow it; use square or a transfer attack (--surrogate)"
+        )
+    return grad
+
+
 def loss_gradient(
     policy: Policy, x: Tensor, label: Tensor | None = None, targeted: bool = False, loss: Loss = "ce"
 ) -> tuple[Tensor, Tensor]:
@@ -160,7 +180,7 @@ def loss_gradient(
             value = F.cross_entropy(logits, label, reduction="sum")
         else:
             value = margin(logits, label).sum()
-        (grad,) = torch.autograd.grad(-value if targeted else value, x)
+        grad = input_gradient(policy, -value if targeted else value, x)
     return grad.detach(), logits.detach()
 
 

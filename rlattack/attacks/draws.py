@@ -1,9 +1,10 @@
 """Seeded random draws made on the device of the tensors they perturb.
 
-An attack's random parts (PGD's random start, the noise baseline, random targets) were drawn by a
-CPU generator and copied over: at K = 256 envs that is 7.2M floats a step from the host, which on
-a GPU costs more than the attack. `Draws` keeps one generator per device, each seeded with the
-same seed, so draws stay on the device. On the CPU the numbers are those of
+The noise baseline and random targets were drawn by a CPU generator and copied over: at K = 256
+envs that is 7.2M floats a step from the host, which on a GPU costs more than the attack.
+Random starts are drawn per sample instead, keyed by its values, so that a batch gives what its
+samples give one by one (`rlattack.attacks.base.random_start`). `Draws` keeps one generator per
+device, each seeded with the same seed, so draws stay on the device. On the CPU the numbers are those of
 `torch.Generator().manual_seed(seed)`; a GPU's generator gives its own (reproducible) numbers.
 """
 

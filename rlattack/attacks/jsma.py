@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-from rlattack.attacks.base import Attack, Perturbation, Surface, TargetRule
+from rlattack.attacks.base import Attack, Perturbation, Surface, TargetRule, input_gradient
 from rlattack.attacks.targets import least_likely
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
@@ -163,8 +163,8 @@ class JSMA(Attack):
                 if not keep.any():
                     break
                 target_logit = logits.gather(1, t[:, None]).sum()
-                (alpha,) = torch.autograd.grad(target_logit, xr, retain_graph=True)
-                (total,) = torch.autograd.grad(logits.sum(), xr)
+                alpha = input_gradient(policy, target_logit, xr, retain_graph=True)
+                total = input_gradient(policy, logits.sum(), xr)
             alpha, beta = alpha.flatten(1), (total - alpha).flatten(1)
             if not keep.all():
                 alpha, beta, running = alpha[keep], beta[keep], running[keep]

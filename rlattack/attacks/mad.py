@@ -34,6 +34,7 @@ from rlattack.attacks.base import (
     ball_radius,
     check_iterative,
     clip_delta,
+    input_gradient,
     norm_step,
     project,
     random_start,
@@ -50,7 +51,7 @@ def kl_gradient(policy: Policy, x: Tensor, clean_log_p: Tensor) -> Tensor:
         x = x.detach().requires_grad_(True)
         log_q = F.log_softmax(policy(x), dim=1)
         kl = F.kl_div(log_q, clean_log_p, reduction="sum", log_target=True)
-        (grad,) = torch.autograd.grad(kl, x)
+        grad = input_gradient(policy, kl, x)
     return grad.detach()
 
 

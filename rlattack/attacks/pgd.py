@@ -33,8 +33,8 @@ from rlattack.attacks.base import (
     loss_gradient,
     norm_step,
     project,
+    random_start,
 )
-from rlattack.attacks.draws import Draws
 from rlattack.policies import Policy
 
 
@@ -46,7 +46,7 @@ class PGD(Attack):
         step_size: per-step budget on the eps scale; default 2.5 * eps / steps (Madry et al.).
         random_start: start from a uniform point of the L-inf ball, or a random point of the L2
             ball, instead of the clean observation.
-        seed: seeds the random start (drawn on `x`'s device: `rlattack.attacks.draws`).
+        seed: keys the random start, with each sample's values (`rlattack.attacks.base.random_start`).
         loss: "ce" (cross-entropy, Huang et al.) or "margin" (Carlini & Wagner's f6; untargeted
             max_{a != a*} Z_a - Z_{a*}, targeted Z_t - max_{a != t} Z_a).
     """
@@ -72,7 +72,7 @@ class PGD(Attack):
         self.step_size = 2.5 * self.eps / steps if step_size is None else step_size
         self.random_start = random_start
         self.loss = check_loss(loss)
-        self.draws = Draws(seed)
+        self.seed = seed
 
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         radius = ball_radius(x, self.eps, self.norm, mask)
@@ -81,13 +81,7 @@ class PGD(Attack):
         label = clean_logits.argmax(dim=1) if target is None else target
         delta = torch.zeros_like(x)
         if self.random_start:
-            uniform = self.draws.uniform(x.shape, x) * 2 - 1
-            if self.norm == "inf":
-                delta = self.eps * uniform * mask
-            else:  # a random direction, at a uniformly random fraction of the radius
-                fraction = self.draws.uniform((len(x),), x)
-                delta = norm_step(uniform, x, self.eps, "2", mask) * fraction.view(-1, *([1] * (x.ndim - 1)))
-            delta = clip_delta(x, delta, self.bounds)
+            delta = clip_delta(x, random_start(x, mask, self.eps, self.norm, self.seed), self.bounds)
         for _ in range(self.steps):
             grad, _ = loss_gradient(policy, x + delta, label, target is not None, self.loss)
             delta = delta + norm_step(grad, x + delta, self.step_size, self.norm, mask)

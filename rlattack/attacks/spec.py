@@ -15,8 +15,10 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,7 +31,7 @@ from pydantic import (
 )
 
 from rlattack.attacks.apgd import APGD
-from rlattack.attacks.base import Attack
+from rlattack.attacks.base import NORMS, SURFACES, Attack, Norm, Surface, TargetRule
 from rlattack.attacks.ensemble import Ensemble
 from rlattack.attacks.fgsm import FGSM
 from rlattack.attacks.jsma import JSMA
@@ -43,41 +45,72 @@ from rlattack.attacks.targets import parse_target
 from rlattack.attacks.transfer import Transfer
 from rlattack.errors import UserInputError, explain
 
-AttackName = Literal["none", "fgsm", "pgd", "jsma", "noise", "mad", "momentum", "apgd", "square", "ensemble"]
-ATTACKS: tuple[str, ...] = get_args(AttackName)
-NORMS = ("inf", "2", "1")
+
+@dataclass(frozen=True)
+class Declared:
+    """Everything the library knows of one attack: how to build it from a spec, the options it
+    takes (in the order labels show them), and the losses it can ascend. Adding an attack is one
+    entry of `DECLARED` (and, to name a setting of it for robustness evaluations, one line of
+    `rlattack.attacks.presets`)."""
+
+    build: Callable[[AttackSpec, int, TargetRule | None, dict[str, Any]], Attack]
+    """(spec, seed, target rule, {surface, quantize}) -> the attack"""
+    options: tuple[str, ...] = ()
+    losses: tuple[str, ...] = ("ce",)
+
+
+def _iterative(spec: AttackSpec, common: dict[str, Any]) -> dict[str, Any]:
+    return {"steps": spec.steps, "step_size": spec.step_size, **common}
+
+
+DECLARED: dict[str, Declared] = {
+    "fgsm": Declared(
+        lambda s, seed, rule, c: FGSM(s.eps, s.norm, target=rule, **c), ("target", "surrogate", "eot")
+    ),
+    "pgd": Declared(
+        lambda s, seed, rule, c: PGD(s.eps, s.norm, target=rule, seed=seed, loss=s.loss, **_iterative(s, c)),
+        ("target", "steps", "step_size", "loss", "surrogate", "eot"),
+        ("ce", "margin"),
+    ),
+    "jsma": Declared(
+        lambda s, seed, rule, c: JSMA(s.theta, s.gamma, rule or parse_target("least-likely"), **c),
+        ("target", "eot"),
+    ),
+    "noise": Declared(lambda s, seed, rule, c: Noise(s.eps, s.norm, seed=seed, **c), ("eot",)),
+    "mad": Declared(
+        lambda s, seed, rule, c: MAD(s.eps, s.norm, seed=seed, **_iterative(s, c)),
+        ("steps", "step_size", "surrogate", "eot"),
+    ),
+    "momentum": Declared(
+        lambda s, seed, rule, c: Momentum(
+            s.eps, s.norm, decay=s.decay, target=rule, loss=s.loss, **_iterative(s, c)
+        ),
+        ("target", "steps", "step_size", "loss", "decay", "surrogate", "eot"),
+        ("ce", "margin"),
+    ),
+    "apgd": Declared(
+        lambda s, seed, rule, c: APGD(s.eps, s.norm, s.steps, s.loss, target=rule, seed=seed, **c),  # type: ignore[arg-type]
+        ("target", "steps", "loss", "surrogate", "eot"),
+        ("ce", "dlr"),
+    ),
+    "square": Declared(
+        lambda s, seed, rule, c: Square(s.eps, s.norm, s.queries, seed=seed, **c), ("queries", "eot")
+    ),
+    "ensemble": Declared(
+        lambda s, seed, rule, c: Ensemble([m.build(seed) for m in s.ensemble_members()]),  # type: ignore[misc]
+        ("members", "surrogate", "eot"),
+    ),
+}
+"""Every attack by name; `none` (the clean baseline) is not one."""
+
+ATTACKS: tuple[str, ...] = ("none", *DECLARED)
+AttackName = Literal[ATTACKS]  # type: ignore[valid-type]
+"""The names as a type, so the command line offers them as choices."""
 LOSSES = ("ce", "margin", "dlr")
 
-OPTIONS = (
-    "target",
-    "steps",
-    "step_size",
-    "loss",
-    "decay",
-    "theta",
-    "gamma",
-    "queries",
-    "members",
-    "surrogate",
-    "eot",
-)
-"""Settings of particular attacks (a grid entry's own keys); the rest are every attack's."""
-
-USED: dict[str, tuple[str, ...]] = {
-    "fgsm": ("target", "surrogate", "eot"),
-    "pgd": ("target", "steps", "step_size", "loss", "surrogate", "eot"),
-    "mad": ("steps", "step_size", "surrogate", "eot"),
-    "momentum": ("target", "steps", "step_size", "loss", "decay", "surrogate", "eot"),
-    "jsma": ("target", "eot"),
-    "apgd": ("target", "steps", "loss", "surrogate", "eot"),
-    "square": ("queries", "eot"),
-    "noise": ("eot",),
-    "ensemble": ("members", "surrogate", "eot"),
-}
-"""Which of `OPTIONS` each attack takes, in the order labels show them."""
-
-LOSS_OF = {"pgd": ("ce", "margin"), "momentum": ("ce", "margin"), "apgd": ("ce", "dlr")}
-"""The losses an attack can ascend; the others take cross-entropy or none (the default, ce)."""
+OPTIONS = (*dict.fromkeys(option for d in DECLARED.values() for option in d.options), "theta", "gamma")
+"""Settings of particular attacks (a grid entry's own keys; JSMA's theta and gamma show in its
+label on their own); the rest are every attack's."""
 
 
 def parse_eps(value: Any) -> float:
@@ -113,7 +146,7 @@ def _choice(kind: str, allowed: tuple[str, ...]) -> BeforeValidator:
 
 
 Eps = Annotated[float, BeforeValidator(parse_eps)]
-NormName = Annotated[Literal["inf", "2", "1"], _choice("norm", NORMS)]
+NormName = Annotated[Norm, _choice("norm", NORMS)]
 
 
 class AttackSpec(BaseModel):
@@ -153,7 +186,7 @@ class AttackSpec(BaseModel):
         default=0.0, description="budget on the [0, 1] scale, a number or k/255 (1/255 = one gray level)"
     )
     norm: NormName = Field(default="inf", description="inf, 2 or 1")
-    surface: Annotated[Literal["stack", "frame"], _choice("surface", ("stack", "frame"))] = Field(
+    surface: Annotated[Surface, _choice("surface", SURFACES)] = Field(
         default="stack", description="stack (whole observation) or frame (newest frame)"
     )
     quantize: bool = Field(default=False, description="round attacked frames to uint8 gray levels")
@@ -194,7 +227,7 @@ class AttackSpec(BaseModel):
     def _options_fit_the_attack(self) -> AttackSpec:
         if self.name == "mad" and self.target is not None:
             raise ValueError("mad is untargeted: it takes no target")
-        allowed = LOSS_OF.get(self.name, ("ce",))
+        allowed = DECLARED[self.name].losses if self.name in DECLARED else ("ce",)
         if self.loss not in allowed:
             raise ValueError(f"{self.name} takes loss {' or '.join(allowed)}, not {self.loss}")
         if self.members is not None and self.name != "ensemble":
@@ -237,32 +270,16 @@ class AttackSpec(BaseModel):
         if self.surrogate == AUTO and self.name != "ensemble":
             raise UserInputError("surrogate 'auto' is chosen by `rlattack robustness`: name an agent")
         if self.surrogate is not None and self.name != "ensemble":
-            from rlattack.policies import load_policy
+            from rlattack.loading import load_policy
 
             inner = self.model_copy(update={"surrogate": None, "eot": 1})._build(seed)
             return Transfer(inner, load_policy(self.surrogate))  # type: ignore[arg-type]
+        if self.name == "none":
+            return None
         rule = None if self.target is None else parse_target(self.target, seed)
-        common = {"surface": self.surface, "quantize": self.quantize}
-        iterative = {"steps": self.steps, "step_size": self.step_size, **common}
-        if self.name == "fgsm":
-            return FGSM(self.eps, self.norm, target=rule, **common)
-        if self.name == "pgd":
-            return PGD(self.eps, self.norm, target=rule, seed=seed, loss=self.loss, **iterative)
-        if self.name == "mad":
-            return MAD(self.eps, self.norm, seed=seed, **iterative)
-        if self.name == "momentum":
-            return Momentum(self.eps, self.norm, decay=self.decay, target=rule, loss=self.loss, **iterative)
-        if self.name == "jsma":
-            return JSMA(self.theta, self.gamma, rule or parse_target("least-likely"), **common)
-        if self.name == "noise":
-            return Noise(self.eps, self.norm, seed=seed, **common)
-        if self.name == "apgd":
-            return APGD(self.eps, self.norm, self.steps, self.loss, target=rule, seed=seed, **common)  # type: ignore[arg-type]
-        if self.name == "square":
-            return Square(self.eps, self.norm, self.queries, seed=seed, **common)
-        if self.name == "ensemble":
-            return Ensemble([m.build(seed) for m in self.ensemble_members()])  # type: ignore[misc]
-        return None
+        return DECLARED[self.name].build(
+            self, seed, rule, {"surface": self.surface, "quantize": self.quantize}
+        )
 
     def ensemble_members(self) -> list[AttackSpec]:
         """The ensemble's members as specs at its budget; `transfer` only with a named surrogate."""
@@ -280,7 +297,8 @@ class AttackSpec(BaseModel):
     def options(self) -> dict[str, Any]:
         """The attack-specific settings that matter to this attack and differ from their defaults."""
         fields = type(self).model_fields
-        return {k: getattr(self, k) for k in USED.get(self.name, ()) if getattr(self, k) != fields[k].default}
+        used = DECLARED[self.name].options if self.name in DECLARED else ()
+        return {k: getattr(self, k) for k in used if getattr(self, k) != fields[k].default}
 
     def label(self, schedule: str = "every", budget: bool = True) -> str:
         """A short name for tables and plots, e.g. `pgd steps=20 Linf eps=0.004 timed:0.8`.

@@ -71,7 +71,21 @@ def parse_target(spec: str, seed: int = 0) -> TargetRule:
     if kind == "action" and arg.isdigit():
         return FixedAction(int(arg))
     if kind == "policy" and arg:
-        from rlattack.policies import load_policy
+        from rlattack.loading import load_policy
 
         return PolicyAction(load_policy(arg))
     raise UserInputError(f"bad target {spec!r}: use least-likely, random, action:K or policy:AGENT")
+
+
+def check_target(target: str | None, n_actions: int, obs_shape: tuple[int, ...], game: str) -> None:
+    """A target rule must name an action `game` has, and an adversary's policy must fit the game:
+    tried on one blank observation, so that the run is refused before any game is played."""
+    if target is None:
+        return
+    rule = parse_target(target)
+    if isinstance(rule, PolicyAction):
+        try:
+            rule.adversary.check_fits(n_actions, obs_shape, game)
+        except UserInputError as e:
+            raise UserInputError(f"target {target}: {e}") from None
+    rule(torch.zeros(1, *obs_shape), torch.zeros(1, n_actions))

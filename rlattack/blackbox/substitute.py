@@ -30,10 +30,11 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from tqdm import tqdm
 
-from rlattack.blackbox.data import Dataset, unseen
+from rlattack.blackbox.data import unseen
 from rlattack.blackbox.oracle import Oracle
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
+from rlattack.rollout.watch import Dataset
 
 
 class _Standardize(nn.Module):

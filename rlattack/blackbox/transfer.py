@@ -16,14 +16,14 @@ from typing import Any, cast
 
 from rlattack.attacks.base import Attack
 from rlattack.attacks.spec import AttackSpec
+from rlattack.attacks.targets import check_target
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.report import transfer_figures, transfer_table
-from rlattack.grid.run import check_target
 from rlattack.grid.store import ResultStore, TransferRecord, transfer_key
 from rlattack.policies import Policy, weights_digest
-from rlattack.rollout.agent_step import Act, check_act
+from rlattack.rollout.attacker import Act, check_act
 from rlattack.rollout.evaluate import evaluate
 from rlattack.schedules import Schedule, parse_schedule
 

@@ -12,13 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rlattack.blackbox.data import noise_stability, watch
+from rlattack.blackbox.data import noise_stability
 from rlattack.blackbox.oracle import Oracle
 from rlattack.blackbox.substitute import ARCHITECTURES, Round, Substitute, train_substitute
 from rlattack.files import atomic_write, write_json
-from rlattack.grid.store import code_version
 from rlattack.plots import plot_agreement
 from rlattack.policies import Policy
+from rlattack.provenance import code_version
+from rlattack.rollout.watch import watch
 from rlattack.tables import percent
 
 HOLDOUT_EVERY = 8

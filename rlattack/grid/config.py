@@ -22,10 +22,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlattack import zoo
+from rlattack.attacks.base import Surface
 from rlattack.attacks.spec import OPTIONS, AttackSpec, Eps, NormName
 from rlattack.envs import rom_id
 from rlattack.errors import UserInputError, explain
-from rlattack.rollout.agent_step import Act
+from rlattack.rollout.attacker import Act
 from rlattack.schedules import parse_schedule
 
 EXECUTION_FIELDS = {"device", "threads"}
@@ -74,7 +75,7 @@ class GridConfig(BaseModel):
     schedules: list[str] = Field(default=["every"], min_length=1)
     episodes: int = Field(default=10, ge=1, description="whole games per cell")
     envs: int = Field(default=10, ge=1, description="envs per cell (K); games are split across them")
-    surface: Literal["stack", "frame"] = "stack"
+    surface: Surface = "stack"
     quantize: bool = False
     act: Act = Field(default="greedy", description="the agent's actions: greedy, or sampled from its policy")
     device: Literal["auto", "cpu", "cuda"] = "auto"

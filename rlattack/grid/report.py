@@ -22,17 +22,18 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from rlattack.attacks.base import NORMS
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.config import Cell
 from rlattack.grid.store import ResultStore, TransferRecord, safe_name
-from rlattack.robustness.curve import plot_curve
+from rlattack.plots import plot_curve
 from rlattack.tables import percent
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
 
-NORM_ORDER = ("inf", "2", "1")
+NORM_ORDER = NORMS
 NORM_NAMES = {"inf": "L-inf", "2": "L2", "1": "L1"}
 
 

@@ -10,7 +10,7 @@ process; `ray`: cells as Ray tasks, records still written here by this process o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,25 +18,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import yaml
 from tqdm import tqdm
 
 from rlattack import zoo
-from rlattack.attacks.targets import PolicyAction, parse_target
+from rlattack.attacks.targets import check_target
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.config import Cell, GridConfig, expand, load_grid
 from rlattack.grid.ray_backend import require_ray, run_on_ray
-from rlattack.grid.store import CellRecord, ResultStore, code_version, now
-from rlattack.policies import Policy, load_policy, resolve_device, weights_digest
-from rlattack.rollout.agent_step import check_act
+from rlattack.grid.store import CellRecord, ResultStore
+from rlattack.loading import load_policy
+from rlattack.policies import Policy, resolve_device, weights_digest
+from rlattack.provenance import code_version, now
+from rlattack.rollout.attacker import check_act
 from rlattack.rollout.evaluate import evaluate
 from rlattack.schedules import parse_schedule
 
 
-def check_cells(cells: list[Cell]) -> None:
+def check_cells(cells: list[Cell], policy_of: Callable[[str], Policy] | None = None) -> None:
     """Fail before the first cell runs: attacks must build, agents must fit their games and
-    how they act, and a targeted attack's target must be an action of its game."""
+    how they act, and a targeted attack's target must be an action of its game. `policy_of`
+    gives an agent already loaded (default: load it by name)."""
+    policy_of = policy_of or (lambda agent: _policy(agent, "cpu"))
     for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
         cell.spec.build(cell.seed)
     actions = {}
@@ -45,26 +50,12 @@ def check_cells(cells: list[Cell]) -> None:
         actions[game] = (int(env.single_action_space.n), env.single_observation_space.shape)
         env.close()
     for agent, game, act in sorted({(c.agent, c.game, c.act) for c in cells}):
-        policy = _policy(agent, "cpu")
+        policy = policy_of(agent)
         policy.check_fits(*actions[game], game)
         check_act(policy, act)
     targets = {(c.options.get("target"), c.game) for c in cells}
     for target, game in sorted((t, g) for t, g in targets if t is not None):
         check_target(target, *actions[game], game)
-
-
-def check_target(target: str | None, n_actions: int, obs_shape: tuple[int, ...], game: str) -> None:
-    """A target rule must name an action `game` has, and an adversary's policy must fit the game:
-    tried on one blank observation, so that the run is refused before any game is played."""
-    if target is None:
-        return
-    rule = parse_target(target)
-    if isinstance(rule, PolicyAction):
-        try:
-            rule.adversary.check_fits(n_actions, obs_shape, game)
-        except UserInputError as e:
-            raise UserInputError(f"target {target}: {e}") from None
-    rule(torch.zeros(1, *obs_shape), torch.zeros(1, n_actions))
 
 
 @lru_cache(maxsize=8)
@@ -84,14 +75,20 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run_cell(cell: Cell, device: str, threads: int, weights: str | None = None) -> dict[str, Any]:
+def run_cell(
+    cell: Cell, device: str, threads: int, weights: str | None = None, policy: Policy | None = None
+) -> dict[str, Any]:
     """Evaluate one cell and return its record (no files: the driver stores it).
 
     `weights` is the digest the driver found for the agent: a copy cached before the agent's file
     changed is loaded again, and a worker that finds other weights under the name refuses.
+    `policy` is the agent already loaded by the caller (the local backend), used as it is.
     """
     with torch_threads(threads):
-        policy = _policy(cell.agent, resolve_device(device))
+        if policy is None:
+            policy = _policy(cell.agent, resolve_device(device))
+        else:
+            policy = policy.to(resolve_device(device))
         digest = weights_digest(policy)
         if weights is not None and digest != weights:
             _policy.cache_clear()
@@ -137,7 +134,7 @@ Backend = Literal["local", "ray"]
 
 
 def run_grid(
-    config: Path,
+    config: Path | GridConfig,
     out: Path,
     backend: Backend = "local",
     device: str | None = None,
@@ -145,15 +142,32 @@ def run_grid(
     extend: bool = False,
     progress: bool = True,
     skip_missing: bool = False,
+    loaded: dict[str, Policy] | None = None,
+    written_as: str = "config.yaml",
 ) -> GridRun:
     """Run every cell of `config` that `out` does not hold yet; see the module docstring.
 
-    With `skip_missing`, zoo names that are not bundled yet are left out instead of refused: the
-    grid keeps its identity, so their cells join the same results once they are bundled.
+    `config` is a file, or a `GridConfig` built in memory (written into `out` as `written_as`,
+    under the lock, with the run's other files). `loaded` holds agents the caller has already
+    loaded, by name: they are not loaded again. With `skip_missing`, zoo names that are not
+    bundled yet are left out instead of refused: the grid keeps its identity, so their cells join
+    the same results once they are bundled.
     """
     if backend not in ("local", "ray"):
         raise UserInputError(f"unknown backend {backend!r}; choose local or ray")
-    grid = load_grid(config)
+    grid = config if isinstance(config, GridConfig) else load_grid(config)
+    if isinstance(config, GridConfig):
+        name, text = (
+            written_as,
+            yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True), sort_keys=False),
+        )
+    else:
+        name, text = f"config{config.suffix}", config.read_text()
+    loaded = loaded or {}
+
+    def policy_of(agent: str) -> Policy:
+        return loaded[agent] if agent in loaded else _policy(agent, "cpu")
+
     store = ResultStore(out)
     store.check_root()
     left_out = zoo.not_bundled(grid.agents) if skip_missing else []
@@ -164,17 +178,17 @@ def run_grid(
         tqdm.write(f"left out, not in the zoo yet: {', '.join(left_out)}")
     cells = expand(grid.model_copy(update={"agents": present}))
     _policy.cache_clear()  # copies loaded before an agent's file changed; the check loads them afresh
-    check_cells(cells)
+    check_cells(cells, policy_of)
     device = device or grid.device
     resolve_device(device)
     if backend == "ray":
         require_ray()
     # A name can hold other weights later (a victim trained further): its cells play again.
-    digests = {agent: weights_digest(_policy(agent, "cpu")) for agent in {c.agent for c in cells}}
+    digests = {agent: weights_digest(policy_of(agent)) for agent in {c.agent for c in cells}}
     with store.lock():
         done = store.finished()  # reads every record: a damaged one refuses the run before it writes
-        info = _run_info(store, grid, config, backend, device, extend, left_out, bool(done))
-        atomic_write(store.root / f"config{config.suffix}", lambda p: p.write_text(config.read_text()))
+        info = _run_info(store, grid, store.root / name, backend, device, extend, left_out, bool(done))
+        atomic_write(store.root / name, lambda p: p.write_text(text))
         store.write_run_info(info)
         store.write_summary()
         pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
@@ -194,7 +208,9 @@ def run_grid(
                 run_on_ray(run_cell, pending, device, grid.threads, digests, ray_address, finished)
             else:
                 for cell in pending:
-                    finished(run_cell(cell, device, grid.threads, digests[cell.agent]))
+                    finished(
+                        run_cell(cell, device, grid.threads, digests[cell.agent], loaded.get(cell.agent))
+                    )
         finally:
             bar.close()
             store.write_summary()

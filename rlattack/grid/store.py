@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -196,41 +193,6 @@ def transfer_key(identity: dict[str, Any]) -> str:
     )
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-CODE = ("rlattack", "agents/*.py", "pyproject.toml")
-"""Where the checkout's code lives (git pathspecs; `*` also matches `/`)."""
-
-
-def code_version(root: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any]:
-    """Package version and, for a git checkout of rlattack, its commit and whether its code (the
-    package, the recipes, pyproject.toml) was edited: results that experiments write into the
-    checkout do not count."""
-    try:
-        found: dict[str, Any] = {"version": version("rlattack")}
-    except PackageNotFoundError:
-        found = {"version": None}
-    found["commit"] = found["dirty"] = None
-    if (root / "pyproject.toml").is_file():
-        try:
-            git = ["git", "-C", str(root)]
-            found["commit"] = subprocess.run(
-                [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            status = subprocess.run(
-                [*git, "status", "--porcelain", "--untracked-files=no", "--", *CODE],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            found["dirty"] = bool(status.strip())
-        except (OSError, subprocess.CalledProcessError):
-            pass
-    return found
-
-
 class ResultStore:
     """Reads and writes one results directory; see the module docstring for its layout."""
 
@@ -329,10 +291,9 @@ class ResultStore:
         """`run.json`, validated as a `RunInfo`; None before the first run."""
         if not self.run_file.is_file():
             return None
-        info = _read_json(self.run_file)
-        _validate(
-            RunInfo, info, "bad run file", self.run_file, "repair it, or delete it to start its history anew"
-        )
+        advice = "repair it, or delete it to start its history anew"
+        info = _read_json(self.run_file, "bad run file", advice)
+        _validate(RunInfo, info, "bad run file", self.run_file, advice)
         return info
 
     def write_run_info(self, info: dict[str, Any]) -> None:
@@ -362,11 +323,11 @@ RECOMPUTE = "delete it to recompute it"
 """The advice on a damaged record: a cell or pair whose record is gone is computed again."""
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, what: str = "unreadable result file", advice: str = RECOMPUTE) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserInputError(f"unreadable result file {path} ({e}); {RECOMPUTE}") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise UserInputError(f"{what} {path} ({e}); {advice}") from None
 
 
 def _validate(model: type[Model], raw: Any, what: str, path: Path, advice: str = RECOMPUTE) -> Model:

@@ -66,7 +66,7 @@ def name_of(attack: str, options: dict[str, Any]) -> str | None:
 
 
 def _generic(spec: AttackSpec) -> AttackSpec:
-    return spec.model_copy(update={"surrogate": AUTO if spec.surrogate else None, "eot": 1})
+    return spec.model_copy(update={"surrogate": AUTO if spec.surrogate else None, "eot": 1, "members": None})
 
 
 def surrogate_for(policy: Policy, game: str) -> str | None:

@@ -54,19 +54,40 @@ def _unusable(grad: Tensor) -> Tensor:
     return (flat == 0).all(dim=1) | ~torch.isfinite(flat).all(dim=1)
 
 
+def _gradient(policy: Policy, x: Tensor, loss: str) -> Tensor:
+    """The input gradient of `loss` at the clean greedy action; zeros where the outputs are
+    detached from the input."""
+    with torch.enable_grad():
+        z = x.detach().requires_grad_(True)
+        logits = policy(z)
+        label = logits.detach().argmax(dim=1)
+        value = F.cross_entropy(logits, label, reduction="sum") if loss == "cross-entropy" else None
+        value = margin(logits, label).sum() if value is None else value
+        if not value.requires_grad:
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(value, z)
+    return grad
+
+
+def gradient_unusable(policy: Policy, x: Tensor) -> str | None:
+    """Why no gradient attack can run on `policy` (outputs detached from the input, or a gradient
+    that is not finite), None where they can."""
+    with torch.enable_grad():
+        z = x.detach().requires_grad_(True)
+        if not policy(z).requires_grad:
+            return "its outputs are detached from its input"
+    if not torch.isfinite(_gradient(policy, x, "margin")).all():
+        return "its input gradient is not finite (NaN or inf)"
+    return None
+
+
 def gradient_check(policy: Policy, x: Tensor) -> Check:
     """Shattered or vanishing gradients: the share of states whose input gradient of the
     cross-entropy or of the margin (both at the clean greedy action) is zero or not finite."""
-    shares = {}
-    for loss in ("cross-entropy", "margin"):
-        with torch.enable_grad():
-            z = x.detach().requires_grad_(True)
-            logits = policy(z)
-            label = logits.detach().argmax(dim=1)
-            value = F.cross_entropy(logits, label, reduction="sum") if loss == "cross-entropy" else None
-            value = margin(logits, label).sum() if value is None else value
-            (grad,) = torch.autograd.grad(value, z)
-        shares[loss] = float(_unusable(grad).float().mean())
+    shares = {
+        loss: float(_unusable(_gradient(policy, x, loss)).float().mean())
+        for loss in ("cross-entropy", "margin")
+    }
     worst = max(shares.values())
     detail = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
     return Check(

@@ -18,20 +18,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
-from rlattack import zoo
-from rlattack.attacks.presets import BLACK_BOX
+from rlattack.attacks.presets import BLACK_BOX, ENSEMBLE_MEMBERS
 from rlattack.attacks.spec import AttackSpec, parse_eps
-from rlattack.blackbox.data import watch
-from rlattack.blackbox.oracle import Oracle
-from rlattack.errors import UserInputError
+from rlattack.errors import UserInputError, explain
 from rlattack.expectation import is_randomized
-from rlattack.files import atomic_write, write_json
+from rlattack.files import write_json
+from rlattack.grid.config import GridConfig
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
+from rlattack.plots import plot_curve
 from rlattack.policies import Policy
 from rlattack.robustness import checks
 from rlattack.robustness.attack_set import (
@@ -42,9 +40,11 @@ from rlattack.robustness.attack_set import (
     parse_attack_set,
     surrogate_for,
 )
-from rlattack.robustness.curve import area, plot_curve
+from rlattack.robustness.curve import area
+from rlattack.robustness.random_play import random_return
 from rlattack.robustness.search import find_eps
 from rlattack.rollout.evaluate import evaluate
+from rlattack.rollout.watch import Greedy, watch
 
 STATE_EVERY = 8
 """Certified states are every 8th step of the agent's clean play, so they span whole games."""
@@ -68,12 +68,16 @@ class RobustnessSettings(BaseModel):
     certify: Literal["ibp", "smoothing", "none"] = Field(
         default="ibp", description="certified action rate: ibp (L-inf), smoothing (L2, Cohen et al.) or none"
     )
-    states: int = Field(default=500, ge=1, description="states of the agent's clean play to certify")
+    states: int = Field(
+        default=500, ge=1, le=100_000, description="states of the agent's clean play to certify"
+    )
     sigma: float = Field(default=0.25, gt=0, description="smoothing noise (std on the [0, 1] scale)")
     find_eps: bool = Field(default=False, description="search the smallest eps that breaks the policy")
     tolerance: str = Field(default="1/1020", description="the search's tolerance (a quarter gray level)")
     threshold: float | None = Field(
-        default=None, description="the return that counts as broken (default: halfway from clean to random)"
+        default=None,
+        allow_inf_nan=False,
+        description="the return that counts as broken (default: halfway from clean to random)",
     )
     surrogate: str | None = Field(
         default=None, description="agent to craft the transfer attack on (default: another zoo victim)"
@@ -89,6 +93,17 @@ class RobustnessSettings(BaseModel):
     def _attacks_are_known(cls, value: str) -> str:
         return ",".join(parse_attack_set(value))
 
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance_is_a_budget(cls, value: str) -> str:
+        try:
+            above = parse_eps(value) > 0
+        except ValueError as e:
+            raise ValueError(f"tolerance {value!r}: {e}") from None
+        if not above:
+            raise ValueError(f"tolerance must be above 0, got {value!r}")
+        return value
+
     @field_validator("eps")
     @classmethod
     def _some_budget(cls, value: list[str]) -> list[str]:
@@ -102,33 +117,7 @@ class RobustnessSettings(BaseModel):
         return sorted({parse_eps(e) for e in self.eps} - {0.0})
 
 
-def random_return(game: str, episodes: int, envs: int, seed: int) -> float:
-    """Mean score of uniformly random actions: the zoo's table where it has the game, else played."""
-    if game in zoo.RANDOM_PLAY:
-        return zoo.RANDOM_PLAY[game]
-    from rlattack.envs import make_vector_env
-
-    env = make_vector_env(game, 1)
-    n_actions = int(env.single_action_space.n)
-    env.close()
-    policy = Policy(_Uniform(n_actions, seed), n_actions, name="random", input_scale=1.0)
-    return evaluate(policy, game, None, None, episodes, envs, seed, progress=False).summary["return_mean"]
-
-
-class _Uniform(torch.nn.Module):
-    """Logits drawn uniformly at random (seeded): greedy play of them is uniform random play."""
-
-    def __init__(self, n_actions: int, seed: int) -> None:
-        super().__init__()
-        self.n_actions = n_actions
-        self.generator = torch.Generator().manual_seed(seed)
-        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a Policy finds its device here
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.rand(len(x), self.n_actions, generator=self.generator).to(x.device)
-
-
-class Evaluation:
+class RobustnessEvaluation:
     """One agent's robustness evaluation in its results directory `out`."""
 
     def __init__(
@@ -158,9 +147,18 @@ class Evaluation:
         if policy.n_actions < 3 and "apgd-dlr" in self.names:
             self.names.remove("apgd-dlr")
             self.notes.append(f"{policy.n_actions} actions: apgd-dlr skipped (DLR needs at least 3)")
+        self.blind = checks.gradient_unusable(policy, self.states[:8])
+        """why gradient attacks cannot run (they are skipped, the black-box ones play), or None"""
+        if self.blind is not None:
+            self.names = [n for n in self.names if n not in WHITE_BOX]
+            self.notes.append(f"{policy.name}: {self.blind}; gradient attacks skipped, black-box ones play")
         if not self.names:
             raise UserInputError("no attack of the set applies to this agent")
         self.eot = settings.eot or (EOT_DRAWS if is_randomized(policy, self.states[:8]) else 1)
+        if settings.certify == "ibp":  # a network IBP cannot bound is refused before any game
+            from rlattack.certify import certified
+
+            certified(policy, self.states[:1], max(settings.budgets))
 
     @cached_property
     def states(self) -> torch.Tensor:
@@ -168,8 +166,12 @@ class Evaluation:
         return self._clean_states()
 
     def entry(self, name: str) -> dict[str, Any]:
-        """The set's attack as a grid entry, with this evaluation's surrogate and EOT."""
-        return grid_entry(name, self.surrogate) | ({"eot": self.eot} if self.eot > 1 else {})
+        """The set's attack as a grid entry, with this evaluation's surrogate and EOT (and, where
+        gradients are unusable, an ensemble of the black-box attacks only)."""
+        entry = grid_entry(name, self.surrogate) | ({"eot": self.eot} if self.eot > 1 else {})
+        if name == "ensemble" and self.blind is not None:
+            entry["members"] = ",".join(m for m in ENSEMBLE_MEMBERS if m not in WHITE_BOX)
+        return entry
 
     def run_attacks(
         self, budgets: list[float], large: bool = False
@@ -178,15 +180,34 @@ class Evaluation:
         by eps (0: clean) and attack name. `large` adds APGD-CE at `LARGE_EPS`."""
         config = {"agents": [self.agent], "games": [self.game], "norms": ["inf"], **self.games}
         attacks: list[Any] = ["none", *(self.entry(name) for name in self.names)]
-        if large or any(e == LARGE_EPS and e not in budgets for e in self.measured()):
+        if self.blind is None and (
+            large or any(e == LARGE_EPS and e not in budgets for e in self.measured())
+        ):
             attacks.append(self.entry("apgd-ce") | {"eps": [_text(LARGE_EPS)]})
         config |= {"attacks": attacks}
         kept = {e for e in self.measured() if e != LARGE_EPS or e in budgets}
         config |= {"eps": [_text(e) for e in sorted((set(budgets) | kept) - {0.0})]}
-        path = self.out / "grid.yaml"
-        atomic_write(path, lambda p: p.write_text(yaml.safe_dump(config, sort_keys=False)))
-        run_grid(path, self.out, extend=True, progress=self.progress)
+        try:
+            grid = GridConfig(**config)
+        except ValidationError as e:
+            raise UserInputError(f"bad evaluation: {explain(e, allowed=GridConfig.model_fields)}") from None
+        self.check_out()
+        loaded = {self.agent: self.policy}
+        run_grid(grid, self.out, extend=True, progress=self.progress, loaded=loaded, written_as="grid.yaml")
         return self.measured()
+
+    def check_out(self) -> None:
+        """Refuse an output folder that holds another agent's or game's results: an evaluation
+        adds its own cells to its own folder, and would mix others' into its summary."""
+        info = ResultStore(self.out).run_info()
+        if info is None:
+            return
+        held = (info["grid"].get("agents"), info["grid"].get("games"))
+        if held != ([self.agent], [self.game]):
+            raise UserInputError(
+                f"{self.out} holds results of agents {held[0]} on games {held[1]}, not {self.agent} on "
+                f"{self.game}: use another --out"
+            )
 
     def measured(self) -> dict[float, dict[str, dict[str, Any]]]:
         """The summaries this evaluation's games hold so far, by eps (0: clean) and attack name."""
@@ -217,6 +238,8 @@ class Evaluation:
         x = self.states[:CHECK_STATES]
         white = tuple(n for n in self.names if n in WHITE_BOX)
         iterative = {n: AttackSpec.parse(**self.entry(n)) for n in white if n not in ("fgsm",)}
+        if self.blind is not None:
+            iterative = {}
         found = [
             checks.gradient_check(self.policy, x),
             checks.randomness_check(self.policy, x, self.eot),
@@ -277,10 +300,9 @@ class Evaluation:
         return evaluate(smoothed, self.game, None, None, *games).summary["return_mean"]
 
     def _clean_states(self) -> torch.Tensor:
-        oracle = Oracle(self.policy)  # the agent acting on its own, greedily
         seed = self.seed + 2_000_000  # games apart from those the attacks play
         data = watch(
-            oracle,
+            Greedy(self.policy),
             self.game,
             self.settings.states,
             self.games["envs"],
@@ -291,7 +313,7 @@ class Evaluation:
         return torch.as_tensor(data.obs, device=self.policy.device).float() / 255.0
 
 
-def evaluate_robustness(evaluation: Evaluation) -> dict[str, Any]:
+def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
     """Run (or continue) the evaluation and return its summary, in the shape of `--json`."""
     s, budgets = evaluation.settings, evaluation.settings.budgets
     for note in evaluation.notes:

@@ -4,7 +4,7 @@
 with it and summarises them.
 """
 
-from rlattack.rollout.agent_step import ACTS, Act, Attacker, Step, check_act
+from rlattack.rollout.attacker import ACTS, Act, Attacker, Step, check_act
 from rlattack.rollout.evaluate import Episode, Evaluation, evaluate, split_episodes
 
 __all__ = [

@@ -17,7 +17,7 @@ from rlattack.attacks.base import Attack
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
-from rlattack.rollout.agent_step import Act, Attacker, Step
+from rlattack.rollout.attacker import Act, Attacker, Step
 from rlattack.schedules import Schedule
 
 
