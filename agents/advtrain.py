@@ -46,7 +46,8 @@ def perturb(network: TrainingNetwork, x: Tensor, args: Args, eps: float, seed: i
     pick = torch.rand(len(x), generator=generator) < args.share
     if eps == 0.0 or not pick.any():
         return x
-    attack = AttackSpec(name=args.attack, eps=eps, steps=args.attack_steps).build(seed=seed)
+    steps = {"steps": args.attack_steps} if args.attack != "fgsm" else {}  # FGSM takes one step
+    attack = AttackSpec(name=args.attack, eps=eps, **steps).build(seed=seed)
     assert attack is not None
     seen = x.clone()
     seen[pick.to(x.device)] = attack(network, x[pick.to(x.device)]).adv.detach()

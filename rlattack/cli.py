@@ -19,7 +19,7 @@ from rlattack.attacks.spec import AttackSpec
 from rlattack.blackbox.workflow import SubstituteSettings
 from rlattack.cli_options import REQUIRED, Play, options, run_app
 from rlattack.files import STDOUT, check_writable, write_json
-from rlattack.robustness.evaluation import RobustnessSettings
+from rlattack.robustness.settings import RobustnessSettings
 from rlattack.schedules import FORMS, parse_schedule
 from rlattack.tables import print_table, summary_table
 

@@ -6,9 +6,10 @@ chases noise and reports the policy as robust. EOT attacks the mean instead: `Ex
 logits are the mean of `n` draws of the policy's logits, so its gradient is the mean of the
 draws' gradients, and an attack built with `eot=n` crafts on it.
 
-`SmoothedPolicy` (`rlattack.certify.smoothing`) needs none of this: it votes over fixed noise
-draws, and its gradient is already the mean over those draws of the base policy's soft vote
-(Salman et al. 2019's attack on smoothed classifiers).
+`SmoothedPolicy` (`rlattack.certify.smoothing`) is deterministic: it votes over fixed noise draws,
+and its gradient is already the mean over those draws of the base policy's soft vote (Salman et
+al. 2019's attack on smoothed classifiers). That attacks the policy as it plays, with its draws;
+the exact smoothed policy that `certify` bounds would need fresh draws, which no command attacks.
 """
 
 from __future__ import annotations

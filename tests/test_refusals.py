@@ -3,6 +3,7 @@ output folder as it was, byte for byte."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,10 @@ def robustness(monkeypatch, agent: str, out: Path, *extra: str) -> int:
         (("--threshold", "nan"), "threshold"),
         (("--states", "1000000000"), "states"),
         (("--certify", "ibp"), "cannot bound a MaxPool2d layer"),
+        (
+            ("--certify", "none", "--surrogate", "seaquest-dqn"),
+            "surrogate seaquest-dqn: action-space mismatch",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_any_game(monkeypatch, capsys, tmp_path, extra, message):
@@ -46,10 +51,13 @@ def test_bad_settings_are_refused_before_any_game(monkeypatch, capsys, tmp_path,
 
 
 def test_a_refused_concurrent_run_leaves_the_folder_unchanged(
-    monkeypatch, tmp_path, tiny_atari_agent
+    monkeypatch, capsys, tmp_path, tiny_atari_agent
 ) -> None:
     out = tmp_path / "out"
-    assert robustness(monkeypatch, tiny_atari_agent, out, "--certify", "none", "--attacks", "noise") == 0
+    args = ("--certify", "none", "--attacks", "noise", "--json", "-")
+    assert robustness(monkeypatch, tiny_atari_agent, out, *args) == 0
+    printed = capsys.readouterr()  # `--json -`: stdout holds the JSON alone, warnings go to stderr
+    assert json.loads(printed.out)["eps"][0]["attacks"].keys() == {"noise"} and "checks" in printed.err
     before = snapshot(out)
     with ResultStore(out).lock():
         code = robustness(monkeypatch, tiny_atari_agent, out, "--certify", "none", "--attacks", "noise,fgsm")

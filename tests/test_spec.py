@@ -6,6 +6,7 @@ import doctest
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 import rlattack.attacks.spec
 from rlattack.attacks import FGSM, JSMA, MAD, PGD, AttackSpec, Momentum, Noise, parse_eps
@@ -81,7 +82,9 @@ def test_the_seed_fixes_the_random_start(tiny_policy, name) -> None:
         ({"name": "pgd", "loss": "dlr"}, "pgd takes loss ce or margin, not dlr"),
         ({"name": "pgd", "members": "fgsm"}, "members apply to the ensemble only"),
         ({"name": "pgd", "eot": 0}, "eot: Input should be greater than or equal to 1"),
-        ({"name": "noise", "surrogate": "pong-dqn"}, "surrogate needs an untargeted gradient attack"),
+        ({"name": "noise", "surrogate": "pong-dqn"}, "noise takes no surrogate"),
+        ({"name": "square", "target": "random"}, "square takes no target"),
+        ({"name": "apgd", "step_size": 0.1}, "apgd takes no step_size"),
     ],
 )
 def test_bad_settings_are_one_line(settings, message) -> None:
@@ -105,7 +108,8 @@ def test_labels_name_what_differs_from_the_defaults() -> None:
     assert AttackSpec(name="jsma", eps=0.3).label() == "jsma theta=1 gamma=0.1"  # JSMA's budget is its own
     assert AttackSpec(name="pgd", eps=0.004, loss="margin").label() == "pgd loss=margin Linf eps=0.004"
     assert AttackSpec(name="pgd", eps=0.004, loss="ce", decay=1.0).label() == "pgd Linf eps=0.004"  # defaults
-    assert AttackSpec(name="pgd", eps=0.004, decay=0.5).label() == "pgd Linf eps=0.004"  # not PGD's option
+    with pytest.raises(ValidationError, match="pgd takes no decay"):  # not PGD's option: refused
+        AttackSpec(name="pgd", eps=0.004, decay=0.5)
     assert AttackSpec(name="mad", eps=0.004, steps=20).label() == "mad steps=20 Linf eps=0.004"
     momentum = AttackSpec(name="momentum", eps=0.004, norm="2", decay=0.5, loss="margin", target="random")
     assert momentum.label() == "momentum target=random loss=margin decay=0.5 L2 eps=0.004"

@@ -116,5 +116,5 @@ def test_bad_arguments_are_refused() -> None:
         Square(0.1, queries=0)
     with pytest.raises(UserInputError, match=r"\(N, C, H, W\)"):
         Square(0.1)(Policy(nn.Linear(3, 2), 2, (3,), input_scale=1.0), torch.rand(2, 3))
-    with pytest.raises(UserInputError, match="surrogate needs an untargeted gradient attack"):
+    with pytest.raises(UserInputError, match="square takes no surrogate"):
         AttackSpec.parse(name="square", eps=0.1, surrogate="pong-dqn")

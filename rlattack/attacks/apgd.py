@@ -4,9 +4,9 @@ diverse parameter-free attacks") in L-inf and L2, with the cross-entropy or the 
 PGD's result depends on its step size; APGD has none to tune. It starts at 2 * eps, moves with
 momentum (alpha = 0.75), and at checkpoints spaced as the paper's (0, 22%, then shrinking by 3% of
 the budget to at least 6%) it halves a sample's step and restarts it from its best point when
-fewer than 75% of the steps since the last checkpoint raised the loss, or when neither the step
-nor the best loss changed since then. Every decision is per sample, so a batch gives what its
-samples give one by one.
+at most 75% of the steps since the last checkpoint raised the loss, or when neither the step
+nor the best loss changed since then (not at the first checkpoint, as in their code). Every
+decision is per sample, so a batch gives what its samples give one by one.
 
 DLR, -(Z_y - max_{i != y} Z_i) / (Z_pi1 - Z_pi3), is a margin divided by the spread of the top
 three logits: unchanged by a shift or a rescaling of the logits, so a network whose outputs are
@@ -47,7 +47,7 @@ ApgdLoss = Literal["ce", "dlr"]
 MOMENTUM = 0.75
 """alpha: the weight of the new step against the last move (Croce & Hein's choice)"""
 RHO = 0.75
-"""a checkpoint halves the step when fewer than this share of its steps raised the loss"""
+"""a checkpoint halves the step when at most this share of its steps raised the loss"""
 
 
 def dlr(logits: Tensor, label: Tensor) -> Tensor:
@@ -146,11 +146,11 @@ class APGD(Attack):
         loss, grad, logits = self._loss_and_grad(policy, x + delta, label, targeted)
         best_loss, best, best_grad = loss.clone(), delta.clone(), grad.clone()
         found = fooled(logits)
-        adv = torch.where(found.view(shape), delta, best)
+        adv = delta.clone()
         step = torch.full((len(x),), 2.0 * self.eps, dtype=x.dtype, device=x.device)
         previous, rises = delta.clone(), torch.zeros(len(x), device=x.device)
         marks, since = checkpoints(self.steps), 0
-        halved_last = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        halved_last = torch.ones(len(x), dtype=torch.bool, device=x.device)  # as Croce & Hein's code
         best_at_last = best_loss.clone()
         for i in range(self.steps):
             alpha = MOMENTUM if i > 0 else 1.0
@@ -177,7 +177,7 @@ class APGD(Attack):
             best_grad = torch.where(better.view(shape), grad, best_grad)
             since += 1
             if i + 1 in marks:
-                stalled = rises < RHO * since
+                stalled = rises <= RHO * since
                 stalled |= ~halved_last & (best_loss <= best_at_last)
                 step = torch.where(stalled, step / 2, step)
                 delta = torch.where(stalled.view(shape), best, delta)

@@ -5,9 +5,10 @@ worst case over attacks, not over observations: a step that one attack misses an
 The ensemble tries its members on each observation in turn, cheapest first. A sample keeps the
 first member's result that changes its action, and only the samples still unchanged go on to the
 next member; where no member changes the action, it keeps the result with the lowest margin
-Z_a* - max_{a != a*} Z_a, the one closest to changing it. So it is at least as strong as its
-strongest member on every observation, and on an agent that is easy to fool it costs little more
-than its cheapest members.
+Z_a* - max_{a != a*} Z_a, the one closest to changing it. So it changes the action of every
+observation that any member changes (though the action it leads to is the first member's, not
+necessarily the most harmful one), and on an agent that is easy to fool it costs little more than
+its cheapest members.
 
 Shapes: `x` is `(N, *obs_shape)` in [0, 1].
 """
@@ -39,6 +40,9 @@ class Ensemble(Attack):
             if m.targeted or (m.eps, m.norm, m.surface) != (first.eps, first.norm, first.surface):
                 raise UserInputError("an ensemble's attacks are untargeted, with one eps, norm and surface")
         self.members = list(members)
+
+    def surrogates(self) -> list[Policy]:
+        return [p for m in self.members for p in m.surrogates()]
 
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         with torch.no_grad():

@@ -232,6 +232,12 @@ class AttackSpec(BaseModel):
             raise ValueError(f"{self.name} takes loss {' or '.join(allowed)}, not {self.loss}")
         if self.members is not None and self.name != "ensemble":
             raise ValueError("members apply to the ensemble only")
+        declared = set(DECLARED[self.name].options) if self.name in DECLARED else set()
+        declared |= {"theta", "gamma"} if self.name == "jsma" else set()
+        fields = type(self).model_fields
+        ignored = [k for k in OPTIONS if k not in declared and getattr(self, k) != fields[k].default]
+        if ignored:
+            raise ValueError(f"{self.name} takes no {', '.join(ignored)} (it would be ignored)")
         if self.surrogate is not None and (self.name in ("none", "noise", "square", "jsma") or self.target):
             raise ValueError(f"a surrogate needs an untargeted gradient attack, not {self.name}")
         for member in self.member_names():

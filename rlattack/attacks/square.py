@@ -5,10 +5,11 @@ Random search on the margin Z_y - max_{i != y} Z_i of the clean action y (Q-valu
 query changes one random square window of the perturbation and is kept if it lowers the margin.
 The window's side shrinks with the queries spent, on the paper's schedule (p_init = 0.8 in L-inf,
 0.3 in L2, halved at 10, 50, 200, ... of 10,000 queries, scaled to the budget). In L-inf the window
-gets +-eps per channel (channels are the stacked frames); in L2 a centred bump moves budget from a
-second window into the first, at the full radius, as in the paper. It starts from vertical stripes
-of +-eps (L-inf) or the same stripes scaled to the L2 radius (the paper starts L2 from a grid of
-bumps; stripes keep one init for both norms).
+gets +-eps per channel (channels are the stacked frames); in L2 the paper's eta (two opposite
+halves of nested rings, randomly transposed, on an odd window of at least 3 pixels) moves budget
+from a second window into the first, at the full radius. It starts from vertical stripes of +-eps
+(L-inf) or the same stripes scaled to the L2 radius (the paper starts L2 from a grid of bumps;
+stripes keep one init for both norms).
 
 Because it needs no gradient, a policy that hides its gradient (a rounding step, saturated
 outputs, NaN gradients) cannot stop it. A sample stops querying as soon as its action has changed,
@@ -43,14 +44,24 @@ def window_share(p_init: float, query: int, budget: int) -> float:
     return p_init / 2 ** sum(at > h for h in HALVINGS)
 
 
-def bump(s: int) -> Tensor:
-    """(s, s) the paper's centred pseudo-Gaussian bump of unit L2 norm."""
-    half = s // 2
-    grid = torch.zeros(s, s)
-    for k in range(max(half, 1)):  # nested squares, each 1/(k+1)^2 deep
-        lo, hi = max(half - k, 0), min(half + k + 1 + (s % 2 == 0), s)
-        grid[lo:hi, lo:hi] += 1.0 / (k + 1) ** 2
+def _rings(rows: int, cols: int) -> Tensor:
+    """(rows, cols) nested rectangles around the centre, the k-th 1/(k+1)^2 deep, unit L2 norm."""
+    grid = torch.zeros(rows, cols)
+    top, left = rows // 2, cols // 2
+    for k in range(max(rows // 2 + 1, cols // 2 + 1)):
+        grid[
+            max(top - k, 0) : min(top - k + 2 * k + 1, rows),
+            max(left - k, 0) : min(left - k + 2 * k + 1, cols),
+        ] += 1.0 / (k + 1) ** 2
     return grid / grid.norm()
+
+
+def bump(s: int, transpose: bool = False) -> Tensor:
+    """(s, s) the paper's eta: rings on the upper half, the same rings negated on the lower, unit
+    L2 norm, transposed at random (the draw is the caller's)."""
+    grid = torch.cat([_rings(s // 2, s), -_rings(s - s // 2, s)])
+    grid = grid / grid.norm()
+    return grid.T if transpose else grid
 
 
 class Square(Attack):
@@ -99,7 +110,7 @@ class Square(Attack):
         generators = keyed_generators(x, self.seed)
         # every draw of a sample comes from its own generator, in a fixed order
         stripes = torch.stack([torch.randint(0, 2, (c, 1, w), generator=g) for g in generators])
-        positions = torch.stack([torch.rand(self.queries, 4, generator=g) for g in generators])
+        positions = torch.stack([torch.rand(self.queries, 5, generator=g) for g in generators])
         signs = torch.stack([torch.randint(0, 2, (self.queries, c, 1, 1), generator=g) for g in generators])
         stripes, positions = stripes.to(x), positions.to(x.device)
         signs = signs.to(x) * 2 - 1
@@ -121,7 +132,10 @@ class Square(Attack):
             if len(live) == 0:
                 break
             share = window_share(P_INIT[self.norm], q, self.queries)
-            s = min(max(round(math.sqrt(share * h * w)), 1), h, w)
+            s = max(round(math.sqrt(share * h * w)), 1)
+            if self.norm == "2":  # the paper's L2 windows: odd, at least 3 pixels a side
+                s = max(s, 3) + (max(s, 3) % 2 == 0)
+            s = min(s, h, w)
             pos = positions[live, q]
             top = (pos[:, 0] * (h - s + 1)).long().view(-1, 1, 1, 1)
             left = (pos[:, 1] * (w - s + 1)).long().view(-1, 1, 1, 1)
@@ -133,8 +147,9 @@ class Square(Attack):
                 top2 = (pos[:, 2] * (h - s + 1)).long().view(-1, 1, 1, 1)
                 left2 = (pos[:, 3] * (w - s + 1)).long().view(-1, 1, 1, 1)
                 window2 = (rows >= top2) & (rows < top2 + s) & (cols >= left2) & (cols < left2 + s)
+                flip = (pos[:, 4] > 0.5).view(-1, 1, 1, 1)
                 new = self._l2_step(
-                    x[live], old, window, window2 & ~window, signs[live, q], s, top, left, mask
+                    x[live], old, window, window2 & ~window, signs[live, q], s, top, left, flip, mask
                 )
             new = self._clip(x[live], new)
             with torch.no_grad():
@@ -143,7 +158,7 @@ class Square(Attack):
             spent[live] += 1
             now = logits.argmax(dim=1) != label[live]
             better = (value < best[live]) | now
-            fooled[live] = now & better
+            fooled[live] = now
             delta[live] = torch.where(better.view(-1, 1, 1, 1), new, old)
             best[live] = torch.where(better, value, best[live])
         return Perturbation(delta, clean_logits, queries=spent)
@@ -158,6 +173,7 @@ class Square(Attack):
         s: int,
         top: Tensor,
         left: Tensor,
+        flip: Tensor,
         mask: Tensor,
     ) -> Tensor:
         """The paper's L2 update: the first window gets a signed bump plus its old content, carrying
@@ -167,7 +183,7 @@ class Square(Attack):
         radius = ball_radius(x, self.eps, "2", mask)
         r = (torch.arange(h, device=x.device).view(1, 1, h, 1) - top).clamp(0, s - 1)
         k = (torch.arange(w, device=x.device).view(1, 1, 1, w) - left).clamp(0, s - 1)
-        pattern = bump(s).to(x)[r, k] * window
+        pattern = torch.where(flip, bump(s, transpose=True).to(x)[r, k], bump(s).to(x)[r, k]) * window
         in_window = old * window
         energy = (old * (window | window2)).pow(2).sum(dim=(2, 3), keepdim=True)
         left_over = (radius**2 - old.pow(2).sum(dim=(1, 2, 3), keepdim=True)).clamp_min(0) / old.shape[1]

@@ -32,6 +32,9 @@ class Transfer(Attack):
             raise UserInputError("a transfer attack is untargeted: its labels are the surrogate's actions")
         self.inner, self.surrogate = inner, surrogate
 
+    def surrogates(self) -> list[Policy]:
+        return [self.surrogate]
+
     def perturb(self, policy: Policy, x: Tensor, mask: Tensor, target: Tensor | None) -> Perturbation:
         if (self.surrogate.n_actions, self.surrogate.obs_shape) != (policy.n_actions, policy.obs_shape):
             raise UserInputError(

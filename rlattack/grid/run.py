@@ -42,13 +42,19 @@ def check_cells(cells: list[Cell], policy_of: Callable[[str], Policy] | None = N
     how they act, and a targeted attack's target must be an action of its game. `policy_of`
     gives an agent already loaded (default: load it by name)."""
     policy_of = policy_of or (lambda agent: _policy(agent, "cpu"))
-    for cell in {(c.attack, json.dumps(c.options), c.norm, c.eps): c for c in cells}.values():
-        cell.spec.build(cell.seed)
+    built = {(c.attack, json.dumps(c.options), c.norm, c.eps, c.game): c for c in cells}
+    attacks = {key: cell.spec.build(cell.seed) for key, cell in built.items()}
     actions = {}
     for game in {c.game for c in cells}:
         env = make_vector_env(game, 1)
         actions[game] = (int(env.single_action_space.n), env.single_observation_space.shape)
         env.close()
+    for key, attack in attacks.items():
+        for surrogate in [] if attack is None else attack.surrogates():
+            try:
+                surrogate.check_fits(*actions[key[-1]], key[-1])
+            except UserInputError as e:
+                raise UserInputError(f"surrogate {surrogate.name}: {e}") from None
     for agent, game, act in sorted({(c.agent, c.game, c.act) for c in cells}):
         policy = policy_of(agent)
         policy.check_fits(*actions[game], game)

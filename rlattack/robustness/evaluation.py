@@ -12,13 +12,14 @@ games seeded apart from the evaluation's, `states` of them; they are kept in `ce
 from __future__ import annotations
 
 import json
+import sys
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 from tqdm import tqdm
 
 from rlattack.attacks.presets import BLACK_BOX, ENSEMBLE_MEMBERS
@@ -29,11 +30,11 @@ from rlattack.files import write_json
 from rlattack.grid.config import GridConfig
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
+from rlattack.loading import load_policy
 from rlattack.plots import plot_curve
 from rlattack.policies import Policy
 from rlattack.robustness import checks
 from rlattack.robustness.attack_set import (
-    DEFAULT_SET,
     WHITE_BOX,
     grid_entry,
     name_of,
@@ -43,6 +44,7 @@ from rlattack.robustness.attack_set import (
 from rlattack.robustness.curve import area
 from rlattack.robustness.random_play import random_return
 from rlattack.robustness.search import find_eps
+from rlattack.robustness.settings import EOT_DRAWS, RobustnessSettings
 from rlattack.rollout.evaluate import evaluate
 from rlattack.rollout.watch import Greedy, watch
 
@@ -54,67 +56,6 @@ LARGE_EPS = 32 / 255
 """The large-eps check's budget, played by APGD-CE where the user's list stops below it."""
 CHECK_STATES = 32
 """States of the agent's clean play that the checks on the policy look at."""
-EOT_DRAWS = 8
-"""Draws per gradient where the policy's outputs are random and no --eot is given."""
-
-
-class RobustnessSettings(BaseModel):
-    """What `rlattack robustness` measures (the agent and its games come with them)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    eps: list[str] = Field(description="L-inf budgets, numbers or k/255; repeat the option")
-    attacks: str = Field(default=",".join(DEFAULT_SET), description="the attack set, comma-separated")
-    certify: Literal["ibp", "smoothing", "none"] = Field(
-        default="ibp", description="certified action rate: ibp (L-inf), smoothing (L2, Cohen et al.) or none"
-    )
-    states: int = Field(
-        default=500, ge=1, le=100_000, description="states of the agent's clean play to certify"
-    )
-    sigma: float = Field(default=0.25, gt=0, description="smoothing noise (std on the [0, 1] scale)")
-    find_eps: bool = Field(default=False, description="search the smallest eps that breaks the policy")
-    tolerance: str = Field(default="1/1020", description="the search's tolerance (a quarter gray level)")
-    threshold: float | None = Field(
-        default=None,
-        allow_inf_nan=False,
-        description="the return that counts as broken (default: halfway from clean to random)",
-    )
-    surrogate: str | None = Field(
-        default=None, description="agent to craft the transfer attack on (default: another zoo victim)"
-    )
-    eot: int | None = Field(
-        default=None,
-        ge=1,
-        description=f"gradient draws per step (default: {EOT_DRAWS} if outputs are random)",
-    )
-
-    @field_validator("attacks")
-    @classmethod
-    def _attacks_are_known(cls, value: str) -> str:
-        return ",".join(parse_attack_set(value))
-
-    @field_validator("tolerance")
-    @classmethod
-    def _tolerance_is_a_budget(cls, value: str) -> str:
-        try:
-            above = parse_eps(value) > 0
-        except ValueError as e:
-            raise ValueError(f"tolerance {value!r}: {e}") from None
-        if not above:
-            raise ValueError(f"tolerance must be above 0, got {value!r}")
-        return value
-
-    @field_validator("eps")
-    @classmethod
-    def _some_budget(cls, value: list[str]) -> list[str]:
-        if not {parse_eps(e) for e in value} - {0.0}:
-            raise ValueError("give at least one --eps above 0")
-        return value
-
-    @property
-    def budgets(self) -> list[float]:
-        """The budgets above 0, in increasing order (eps 0 is the clean run, always played)."""
-        return sorted({parse_eps(e) for e in self.eps} - {0.0})
 
 
 class RobustnessEvaluation:
@@ -144,6 +85,11 @@ class RobustnessEvaluation:
         if self.surrogate is None and "transfer" in self.names:
             self.names.remove("transfer")
             self.notes.append(f"no surrogate for {game} in the zoo: transfer skipped (give --surrogate)")
+        if self.surrogate is not None:  # a surrogate of another game is refused before any game
+            try:
+                load_policy(self.surrogate).check_fits(policy.n_actions, policy.obs_shape, policy.name)
+            except UserInputError as e:
+                raise UserInputError(f"surrogate {self.surrogate}: {e}") from None
         if policy.n_actions < 3 and "apgd-dlr" in self.names:
             self.names.remove("apgd-dlr")
             self.notes.append(f"{policy.n_actions} actions: apgd-dlr skipped (DLR needs at least 3)")
@@ -169,8 +115,10 @@ class RobustnessEvaluation:
         """The set's attack as a grid entry, with this evaluation's surrogate and EOT (and, where
         gradients are unusable, an ensemble of the black-box attacks only)."""
         entry = grid_entry(name, self.surrogate) | ({"eot": self.eot} if self.eot > 1 else {})
-        if name == "ensemble" and self.blind is not None:
-            entry["members"] = ",".join(m for m in ENSEMBLE_MEMBERS if m not in WHITE_BOX)
+        members = [m for m in ENSEMBLE_MEMBERS if self.blind is None or m not in WHITE_BOX]
+        members = [m for m in members if m != "apgd-dlr" or self.policy.n_actions >= 3]
+        if name == "ensemble" and members != list(ENSEMBLE_MEMBERS):
+            entry["members"] = ",".join(members)
         return entry
 
     def run_attacks(
@@ -221,12 +169,12 @@ class RobustnessEvaluation:
             if cell["episodes"] != self.games["episodes"] or cell["envs"] != self.games["envs"]:
                 continue
             options = cell["options"]
-            if (
-                options.get("eot", 1) != self.eot
-                or options.get("surrogate", self.surrogate) != self.surrogate
-            ):
-                continue
             name = "clean" if cell["attack"] == "none" else name_of(cell["attack"], options)
+            expected = {} if name in (None, "clean") else self.entry(name)
+            if name is None or any(
+                options.get(k) != expected.get(k) for k in ("surrogate", "eot", "members")
+            ):
+                continue  # another surrogate, EOT or ensemble than this evaluation's
             if name == "clean" or name in self.names or (name == "apgd-ce" and cell["eps"] == LARGE_EPS):
                 found.setdefault(float(cell["eps"]), {})[name] = record["summary"]
         return found
@@ -253,7 +201,7 @@ class RobustnessEvaluation:
         if at_largest:
             found.append(checks.large_eps_check(largest, min(at_largest), clean, random))
         for row in rows if iterative else []:
-            found.append(checks.convergence_check(self.policy, x, row["eps"], iterative, self.seed))
+            found.append(checks.convergence_check(self.policy, x, row["eps"], iterative, self.seed, self.eot))
         return found
 
     def certificates(self, budgets: list[float]) -> dict[float, float | None]:
@@ -304,7 +252,7 @@ class RobustnessEvaluation:
         data = watch(
             Greedy(self.policy),
             self.game,
-            self.settings.states,
+            self.settings.states if self.settings.certify != "none" else CHECK_STATES,
             self.games["envs"],
             seed,
             progress=self.progress,
@@ -317,7 +265,7 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
     """Run (or continue) the evaluation and return its summary, in the shape of `--json`."""
     s, budgets = evaluation.settings, evaluation.settings.budgets
     for note in evaluation.notes:
-        tqdm.write(note)
+        tqdm.write(note, file=sys.stderr)
     measured = evaluation.run_attacks(budgets, large=max(budgets) < LARGE_EPS)
     clean = measured[0.0]["clean"]
     random = random_return(
@@ -357,7 +305,7 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
     found = evaluation.run_checks(rows, measured, clean["return_mean"], random)
     for check in found:
         if not check.passed:
-            tqdm.write(f"warning: {check.name}: {check.detail}")
+            tqdm.write(f"warning: {check.name}: {check.detail}", file=sys.stderr)
     result = {
         "agent": evaluation.agent,
         "game": evaluation.game,

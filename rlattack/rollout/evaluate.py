@@ -111,7 +111,7 @@ def evaluate(
     envs = min(envs, episodes)
     env = make_vector_env(game, envs)
     try:
-        for p in (policy, source):
+        for p in (policy, source, *([] if attack is None else attack.surrogates())):
             if p is not None:
                 p.check_fits(int(env.single_action_space.n), env.single_observation_space.shape, game)
         attacker = Attacker(policy, attack, schedule, envs, source, act, seed)
