@@ -126,7 +126,9 @@ def test_black_box_beating_white_box_beyond_its_interval_fails() -> None:
     white, black = ("apgd-ce",), ("square",)
     assert not checks.black_box_check([row(-20.0, 1.0)], white, black).passed
     assert checks.black_box_check([row(9.0, 2.0)], white, black).passed  # within its 95% interval
-    assert checks.black_box_check([row(12.0, 0.0)], white, black).passed
+    assert checks.black_box_check([row(9.0, 0.0)], white, black).passed  # within the white-box one's
+    alone = {"eps": 1 / 255, "attacks": {"square": {"return_mean": -20.0, "return_std": 0.0, "episodes": 5}}}
+    assert "not applicable" in checks.black_box_check([alone], white, black).detail
 
 
 def test_a_large_eps_must_reach_near_random_play() -> None:

@@ -136,21 +136,27 @@ def half_width(summary: dict[str, Any]) -> float:
 
 
 def black_box_check(rows: list[dict[str, Any]], white: tuple[str, ...], black: tuple[str, ...]) -> Check:
-    """A black-box attack whose return, with its CI, is below every white-box one at some eps."""
+    """A black-box attack below every white-box one at some eps, their 95% intervals apart: the
+    black-box attack's upper end under the lower end of the strongest white-box attack's."""
+    if not any(n in row["attacks"] for row in rows for n in white):
+        return Check("black-box", True, "not applicable: no white-box attack ran")
     beaten = []
     for row in rows:
         attacks = row["attacks"]
-        whites = [attacks[n]["return_mean"] for n in white if n in attacks]
+        whites = [attacks[n] for n in white if n in attacks]
+        if not whites:
+            continue
+        best = min(whites, key=lambda s: s["return_mean"])
         for name in (n for n in black if n in attacks):
             s = attacks[name]
-            if whites and s["return_mean"] + half_width(s) < min(whites):
+            if s["return_mean"] + half_width(s) < best["return_mean"] - half_width(best):
                 beaten.append(
-                    f"{name} {s['return_mean']:.1f} < {min(whites):.1f} at {row['eps'] * 255:.3g}/255"
+                    f"{name} {s['return_mean']:.1f} < {best['return_mean']:.1f} at {row['eps'] * 255:.3g}/255"
                 )
-    if not any(n in row["attacks"] for row in rows for n in white):
-        return Check("black-box", True, "not applicable: no white-box attack ran")
     if not beaten:
-        return Check("black-box", True, "no black-box attack beats every white-box one beyond its CI")
+        return Check(
+            "black-box", True, "no black-box attack beats every white-box one beyond their 95% intervals"
+        )
     return Check(
         "black-box",
         False,
