@@ -2,13 +2,13 @@
 
 Each attack of a set playing alone gives one return per attack, and the worst of those is a
 worst case over attacks, not over observations: a step that one attack misses another may catch.
-The ensemble tries its members on each observation in turn, cheapest first. A sample keeps the
-first member's result that changes its action, and only the samples still unchanged go on to the
+The ensemble tries its members on each observation in turn, in the order given. A sample keeps
+the first member's result that changes its action, and only the samples still unchanged go on to the
 next member; where no member changes the action, it keeps the result with the lowest margin
 Z_a* - max_{a != a*} Z_a, the one closest to changing it. So it changes the action of every
 observation that any member changes (though the action it leads to is the first member's, not
-necessarily the most harmful one), and on an agent that is easy to fool it costs little more than
-its cheapest members.
+necessarily the most harmful one: put the strongest first), and a sample that changes early costs
+no more than the members tried so far.
 
 Shapes: `x` is `(N, *obs_shape)` in [0, 1].
 """

@@ -32,6 +32,11 @@ transfer and Square need no gradient of the attacked policy, so hiding it does n
 BLACK_BOX = ("noise", "transfer", "square")
 """Members that never differentiate the attacked policy."""
 
-ENSEMBLE_MEMBERS = ("noise", "fgsm", "pgd", "momentum", "apgd-ce", "apgd-dlr", "mad", "transfer", "square")
-"""The ensemble's members in the order it tries them: cheapest first. PGD with the margin loss is
-left out: APGD-DLR ascends the same margin, scaled, with a step size that adapts."""
+ENSEMBLE_MEMBERS = ("apgd-ce", "noise", "fgsm", "pgd", "momentum", "apgd-dlr", "mad", "transfer", "square")
+"""The ensemble's members in the order it tries them: APGD-CE first, as AutoAttack runs it first,
+then the rest cheapest first. The first member that changes an action decides where the action
+goes, and which wrong action it is matters more than the change itself: tried first, FGSM and
+noise changed 96% of `pong-dqn-adv`'s actions at 1/255 and left it -11.4, where APGD-CE alone
+changed 94% and left it -18.2 (experiments/robustness). With APGD-CE first the ensemble is, on
+every step, at least as strong as APGD-CE. PGD with the margin loss is left out: APGD-DLR ascends
+the same margin, scaled, with a step size that adapts."""

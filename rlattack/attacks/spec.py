@@ -171,7 +171,7 @@ class AttackSpec(BaseModel):
         theta, gamma: JSMA's change per feature and largest fraction of features changed.
         queries: Square's most forward passes per observation.
         members: the ensemble's attacks, names of `rlattack.attacks.presets`, comma-separated,
-            tried in that order (default: all of them, cheapest first).
+            tried in that order (default: `ENSEMBLE_MEMBERS`, APGD-CE first).
         surrogate: an agent to craft the attack on instead (a transfer attack); the ensemble
             passes it to its `transfer` member.
         eot: craft on the mean of this many draws of a randomised policy (Athalye et al.'s EOT).

@@ -10,21 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from rlattack import zoo
-from rlattack.attacks.presets import AUTO, BLACK_BOX, PRESETS
+from rlattack.attacks.presets import AUTO, BLACK_BOX, ENSEMBLE_MEMBERS, PRESETS
 from rlattack.attacks.spec import AttackSpec
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy, weights_digest
 
 ATTACK_SET: dict[str, dict[str, Any]] = PRESETS | {
-    "ensemble": {"name": "ensemble", "surrogate": AUTO},
+    "ensemble": {"name": "ensemble", "surrogate": AUTO, "members": ",".join(ENSEMBLE_MEMBERS)},
 }
 """Name -> the attack's settings (`surrogate: auto` is filled in by `with_surrogate`)."""
 
 DEFAULT_SET = ("apgd-ce", "apgd-dlr", "mad", "square", "transfer", "noise", "ensemble")
 """APGD-CE and APGD-DLR replace PGD-10 and PGD-10 with the margin loss: the same ten gradient
 steps, without a step size to get wrong, and DLR is blind to the scale of the outputs, as the
-margin is. PGD-10, MI-FGSM and FGSM still run on every step inside the ensemble, whose members
-are every preset, cheapest first; `--attacks pgd,...` plays them alone."""
+margin is. PGD-10, MI-FGSM and FGSM still run inside the ensemble, whose members are the presets,
+APGD-CE first (`ENSEMBLE_MEMBERS`); `--attacks pgd,...` plays them alone."""
 
 WHITE_BOX = tuple(name for name in ATTACK_SET if name not in (*BLACK_BOX, "ensemble"))
 

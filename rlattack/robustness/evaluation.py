@@ -117,7 +117,7 @@ class RobustnessEvaluation:
         entry = grid_entry(name, self.surrogate) | ({"eot": self.eot} if self.eot > 1 else {})
         members = [m for m in ENSEMBLE_MEMBERS if self.blind is None or m not in WHITE_BOX]
         members = [m for m in members if m != "apgd-dlr" or self.policy.n_actions >= 3]
-        if name == "ensemble" and members != list(ENSEMBLE_MEMBERS):
+        if name == "ensemble":
             entry["members"] = ",".join(members)
         return entry
 
