@@ -54,10 +54,12 @@ def test_a_refused_concurrent_run_leaves_the_folder_unchanged(
     monkeypatch, capsys, tmp_path, tiny_atari_agent
 ) -> None:
     out = tmp_path / "out"
-    args = ("--certify", "none", "--attacks", "noise", "--json", "-")
+    args = ("--certify", "none", "--attacks", "noise,mad", "--json", "-")
     assert robustness(monkeypatch, tiny_atari_agent, out, *args) == 0
     printed = capsys.readouterr()  # `--json -`: stdout holds the JSON alone, warnings go to stderr
-    assert json.loads(printed.out)["eps"][0]["attacks"].keys() == {"noise"} and "checks" in printed.err
+    result = json.loads(printed.out)
+    assert result["eps"][0]["attacks"].keys() == {"noise", "mad"} and "checks" in printed.err
+    assert "convergence" in {c["name"] for c in result["checks"]}
     before = snapshot(out)
     with ResultStore(out).lock():
         code = robustness(monkeypatch, tiny_atari_agent, out, "--certify", "none", "--attacks", "noise,fgsm")
