@@ -22,6 +22,7 @@ import torch
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from rlattack import loading
 from rlattack.attacks.presets import BLACK_BOX, ENSEMBLE_MEMBERS
 from rlattack.attacks.spec import AttackSpec, parse_eps
 from rlattack.errors import UserInputError, explain
@@ -30,7 +31,6 @@ from rlattack.files import write_json
 from rlattack.grid.config import GridConfig
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
-from rlattack.loading import load_policy
 from rlattack.plots import plot_curve
 from rlattack.policies import Policy
 from rlattack.robustness import checks
@@ -87,7 +87,8 @@ class RobustnessEvaluation:
             self.notes.append(f"no surrogate for {game} in the zoo: transfer skipped (give --surrogate)")
         if self.surrogate is not None:  # a surrogate of another game is refused before any game
             try:
-                load_policy(self.surrogate).check_fits(policy.n_actions, policy.obs_shape, policy.name)
+                surrogate = loading.load_policy(self.surrogate)
+                surrogate.check_fits(policy.n_actions, policy.obs_shape, policy.name)
             except UserInputError as e:
                 raise UserInputError(f"surrogate {self.surrogate}: {e}") from None
         if policy.n_actions < 3 and "apgd-dlr" in self.names:
