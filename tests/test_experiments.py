@@ -348,11 +348,12 @@ def test_code_counts_as_edited_for_code_changes_only(tmp_path) -> None:
     "results", sorted({p.parent for p in Path("experiments").glob("*/results/**/config.yaml")}), ids=str
 )
 def test_every_committed_results_folder_holds_every_cell_of_its_grid(results: Path) -> None:
-    """What a rerun of the committed experiments would compute: nothing (cell ids unchanged)."""
+    """What a rerun of the committed experiments would compute: nothing (cell ids unchanged).
+    A robustness folder's grid is `grid.yaml` (its `config.yaml` is from before it wrote one)."""
     from rlattack import zoo
     from rlattack.grid.config import expand, load_grid
 
-    grid = load_grid(results / "config.yaml")
+    grid = load_grid(results / "grid.yaml" if (results / "grid.yaml").is_file() else results / "config.yaml")
     present = [a for a in grid.agents if a not in zoo.not_bundled(grid.agents)]
     cells = expand(grid.model_copy(update={"agents": present}))
     done = ResultStore(results).finished()
