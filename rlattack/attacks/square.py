@@ -28,7 +28,16 @@ import math
 import torch
 from torch import Tensor
 
-from rlattack.attacks.base import Attack, Norm, Perturbation, Surface, ball_radius, keyed_generators, margin
+from rlattack.attacks.base import (
+    Attack,
+    Norm,
+    Perturbation,
+    Surface,
+    ball_radius,
+    clip_delta,
+    keyed_generators,
+    margin,
+)
 from rlattack.errors import UserInputError
 from rlattack.policies import Policy
 
@@ -117,7 +126,7 @@ class Square(Attack):
         delta = self.eps * (stripes * 2 - 1).expand(n, c, h, w) * mask
         if self.norm == "2":
             delta = delta * radius / delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = self._clip(x, delta)
+        delta = clip_delta(x, delta, self.bounds)
         with torch.no_grad():
             clean_logits = policy(x)
             label = clean_logits.argmax(dim=1)
@@ -151,7 +160,7 @@ class Square(Attack):
                 new = self._l2_step(
                     x[live], old, window, window2 & ~window, signs[live, q], s, top, left, flip, mask
                 )
-            new = self._clip(x[live], new)
+            new = clip_delta(x[live], new, self.bounds)
             with torch.no_grad():
                 logits = policy(x[live] + new)
             value = margin(logits, label[live]).neg()
@@ -194,6 +203,3 @@ class Square(Attack):
         new = torch.where(window, fresh, torch.where(window2, torch.zeros_like(old), old)) * mask
         length = new.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return new * (radius / length)
-
-    def _clip(self, x: Tensor, delta: Tensor) -> Tensor:
-        return delta if self.bounds is None else (x + delta).clamp(*self.bounds) - x
