@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Robustness of the Pong victims, one command: bash experiments/robustness/run.sh
-# Per victim: clean play, and APGD-CE, APGD-DLR, MAD, Square, transfer, noise and their per-step ensemble at
+# Per victim: clean play, and APGD-CE, APGD-DLR, Square, transfer, noise and their per-step ensemble at
 # eps 1/255 and 3/255 (L-inf) on the same games; the worst case, the robustness curve and its area;
 # the IBP certified action rate on 500 states of the victim's own clean play.
 # Resumable: re-running keeps every finished cell; victims not bundled yet are skipped.
