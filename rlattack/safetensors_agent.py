@@ -4,9 +4,10 @@
 pickle. The header's metadata names the architecture with the keys of a zoo victim's `meta.json`,
 and the zoo builds its victims with the same `build_architecture`:
 
-- `algorithm`: `a3c`, rlattack's own actor-critic (`rlattack.networks`, outputs logits), or an SB3
+- `algorithm`: `a3c` or `distill`, rlattack's own networks (`rlattack.networks`, outputs logits), or an SB3
   algorithm whose `CnnPolicy` holds the network: `dqn`, `qrdqn` (Q-values), `a2c`, `ppo`, `trpo`;
-- `network`: `nature-cnn` or `mlp` for `a3c`; `nature-cnn` (SB3's `NatureCNN`) for SB3's;
+- `network`: `nature-cnn`, `small-cnn` or `mlp` for `a3c` and `distill`; `nature-cnn` (SB3's
+  `NatureCNN`) for SB3's;
 - `n_actions`: how many actions the head has;
 - `network_kwargs` (may be left out): a JSON object of SB3 `CnnPolicy` keywords from
   `rlattack.sb3.PLAIN_KWARGS` (`{"share_features_extractor": false}`, say).
@@ -36,7 +37,10 @@ from rlattack.sb3 import PLAIN_KWARGS, from_sb3_policy, sb3_class
 from rlattack.weights import fit_weights, load_weights, save_weights, shipped_state
 
 SB3_ALGORITHMS = ("dqn", "qrdqn", "a2c", "ppo", "trpo")
-ARCHITECTURES = ("a3c", *SB3_ALGORITHMS)
+OWN_ALGORITHMS = ("a3c", "distill")
+"""rlattack's own networks (`rlattack.networks`): A3C's actor-critics, and the students of
+`agents.distill`, which output logits as they do."""
+ARCHITECTURES = (*OWN_ALGORITHMS, *SB3_ALGORITHMS)
 REQUIRED = ("algorithm", "network", "n_actions")
 MAX_ACTIONS = 18
 """Atari's full action set: a header cannot make rlattack build a head larger than any game needs."""
@@ -60,15 +64,17 @@ def build_architecture(
     """The network these names describe, untrained; ValueError, one line, where they describe none.
 
     Args:
-        algorithm: `a3c` (`rlattack.networks`) or one of `SB3_ALGORITHMS` (SB3's `CnnPolicy`).
+        algorithm: `a3c` or `distill` (`rlattack.networks`) or one of `SB3_ALGORITHMS` (SB3's `CnnPolicy`).
         network: the name `rlattack.networks.build_network` knows; `nature-cnn` for SB3.
         n_actions: the size of the action head.
-        network_kwargs: SB3 `CnnPolicy` keywords, plain JSON; none for `a3c`.
+        network_kwargs: SB3 `CnnPolicy` keywords, plain JSON; none for our own networks.
         name: the policy's name in tables and errors.
     """
-    if algorithm == "a3c":
+    if algorithm in OWN_ALGORITHMS:
         if network_kwargs:
-            raise ValueError(f"a3c networks take no network_kwargs (found {', '.join(network_kwargs)})")
+            raise ValueError(
+                f"{algorithm} networks take no network_kwargs (found {', '.join(network_kwargs)})"
+            )
         built = build_network(network, OBS_SHAPE, n_actions)  # ValueError naming the known networks
         return built, lambda net: Policy(net, n_actions, name=name)
     if algorithm not in SB3_ALGORITHMS:

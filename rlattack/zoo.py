@@ -85,7 +85,7 @@ def victims() -> list[Victim]:
     return found
 
 
-RECIPES = ("dqn", "a3c", "trpo", "a2c", "ppo")
+RECIPES = ("dqn", "a3c", "trpo", "a2c", "ppo", "distill")
 """The recipes of `agents/`, the middle of a victim's name."""
 
 PLANNED = re.compile(rf"({'|'.join(game.replace('_', '-') for game in BARS)})-({'|'.join(RECIPES)})(-s\d+)?")

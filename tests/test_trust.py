@@ -306,11 +306,11 @@ def _nature_cnn_state() -> dict[str, torch.Tensor]:
 WEIGHTS_ONLY_REFUSALS = {
     "no metadata": (None, None, "lacks the metadata algorithm, network, n_actions"),
     "some metadata": ({"algorithm": "a3c"}, None, "lacks the metadata network, n_actions"),
-    "an unknown algorithm": (A3C | {"algorithm": "sac"}, None, "unknown algorithm 'sac' (known: a3c, dqn"),
+    "an unknown algorithm": (A3C | {"algorithm": "sac"}, None, "unknown algorithm 'sac' (known: a3c,"),
     "an unknown network": (
         A3C | {"network": "resnet"},
         None,
-        "unknown network 'resnet' (known: nature-cnn, mlp)",
+        "unknown network 'resnet' (known: nature-cnn, small-cnn, mlp)",
     ),
     "a network SB3 does not build": (
         A3C | {"algorithm": "dqn", "network": "mlp"},
