@@ -9,9 +9,10 @@ every state is reused for many updates, in large batches, and the labels need no
 
 Each round collects `--states` observations and trains `--updates` minibatch steps on every
 round's states so far (DAgger, Ross et al. 2011). Round 0 the teacher plays. Later the student
-plays, with APGD-CE at `--attack-eps` on a share `--attacked` of its steps and a random action on
-`--explore` of them, so the states an attacker would push it into are in the data. The teacher
-labels every state. The loss (Gowal et al. 2018's IBP training) is
+plays, with APGD-CE at `--attack-eps` at every step of a share `--attacked` of its envs and a
+random action on `--explore` of its steps, so the states an attacker would push it into, and
+those of its own clean play, are in the data. The teacher labels every state. The loss (Gowal
+et al. 2018's IBP training) is
 
     kappa * CE(z(x), y) + (1 - kappa) * CE(-m(x), y)
 
@@ -91,6 +92,7 @@ class Args(CommandArgs):
     attack_eps: str = "1/255"
     """the budget of the attack in the student's rollouts, its evaluation and its certificate"""
     attacked: float = 0.5
+    """the share of the student's envs attacked in its rounds"""
     explore: float = 0.03
     weight: bool = True
     """weight states by the teacher's gap (see the module docstring)"""
@@ -98,16 +100,21 @@ class Args(CommandArgs):
 
 
 class AttackedStudent:
-    """The student's greedy actions, on observations that APGD-CE perturbs at a share of steps."""
+    """The student's greedy actions, with APGD-CE on the observations of a share of the envs.
+
+    The split is by env, not by step: an env attacked at every step reaches the states an
+    attacker drives the student into, and an env never attacked the states of its clean play. A
+    greedy policy in Pong settles into a cycle, winning or losing every point the same way, so a
+    clean cycle that loses shows up only in clean play, and DAgger needs it in the data."""
 
     def __init__(self, student: Policy, eps: float, share: float, seed: int) -> None:
         self.policy, self.n_actions, self.obs_shape = student, student.n_actions, student.obs_shape
         self.attack = APGD(eps=eps, steps=10, seed=seed)
-        self.share, self.rng = share, np.random.default_rng(seed)
+        self.share = share
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = torch.as_tensor(obs).float() / 255
-        hit = torch.as_tensor(self.rng.random(len(x)) < self.share)
+        hit = torch.arange(len(x)) >= round((1 - self.share) * len(x))
         if hit.any():
             x[hit] = self.attack(self.policy, x[hit]).adv
         with torch.no_grad():
