@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 
 from rlattack.envs import make_vector_env
@@ -46,7 +49,11 @@ def test_a_bundled_victims_score_was_measured_by_eval_and_a_shortfall_is_explain
         assert sampled["command"] == score["command"] + " --act sample"
     assert meta["frames"] == 4 * meta["timesteps"] and meta["wall_seconds"] > 0 and meta["hardware"]
     recipe = meta.get("recipe", v.algorithm)  # SA-DQN and adversarial training train DQN networks
-    assert meta["command"].startswith(f"python -m agents.{recipe} --game {v.game} ")
+    command = meta["command"]
+    assert command.startswith(f"python -m agents.{recipe} ")
+    named = re.search(r"--game (\S+)", command)  # else the recipe's default game
+    default = importlib.import_module(f"agents.{recipe}").Args.model_fields["game"].default
+    assert (named.group(1) if named else default) == v.game
     if "init_from" in meta:  # fine-tuned: what it started from, and the frames it added
         assert 0 <= meta["init_from"]["frames"] < meta["frames"]
     if v.meets_bar is False:
