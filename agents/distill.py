@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
 
-from agents.training import CtrlC, hardware, run_record
+from agents.training import CtrlC, adam_tensors, hardware, load_adam_tensors, run_record
 from rlattack.attacks.apgd import APGD
 from rlattack.attacks.spec import parse_eps
 from rlattack.certify import certified, margin_lower_bounds, network_layers
@@ -161,8 +161,7 @@ class Run:
 
     def save(self, path: Path) -> None:
         state = {f"network.{k}": v.detach().clone() for k, v in self.net.state_dict().items()}
-        for i, s in self.optimizer.state_dict()["state"].items():
-            state |= {f"adam.{i}.{k}": torch.as_tensor(v).clone() for k, v in s.items()}
+        state |= adam_tensors(self.optimizer, "adam")
         for key in ("round", "round_updates", "updates", "timesteps"):
             state[key] = torch.tensor(getattr(self, key), dtype=torch.int64)
         atomic_write(path, lambda p: save_file(state, str(p)))
@@ -172,11 +171,7 @@ class Run:
         self.net.load_state_dict(
             {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
         )
-        saved = self.optimizer.state_dict()
-        for i in range(len(list(self.net.parameters()))):
-            if f"adam.{i}.step" in state:
-                saved["state"][i] = {k: state[f"adam.{i}.{k}"] for k in ("step", "exp_avg", "exp_avg_sq")}
-        self.optimizer.load_state_dict(saved)
+        load_adam_tensors(self.optimizer, state, "adam")
         for key in ("round", "round_updates", "updates", "timesteps"):
             setattr(self, key, int(state[key]))
 

@@ -280,3 +280,24 @@ def run_record(
         return record
     started = {k: record[k] for k in ("command", "timesteps", "frames", "wall_seconds") if k in record}
     return fresh | {"init_from": {"victim": str(args.init_from), **started}}
+
+
+ADAM_MOMENTS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def adam_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """An Adam optimizer's per-parameter statistics as flat named tensors (`PREFIX.I.MOMENT`), so a
+    checkpoint holds them in safetensors, with nothing pickled."""
+    state: dict[str, torch.Tensor] = {}
+    for i, moments in optimizer.state_dict()["state"].items():
+        state |= {f"{prefix}.{i}.{k}": torch.as_tensor(v).contiguous() for k, v in moments.items()}
+    return state
+
+
+def load_adam_tensors(optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], prefix: str) -> None:
+    """Restore what `adam_tensors` wrote; parameters without statistics (never stepped) keep none."""
+    saved = optimizer.state_dict()
+    for i in range(sum(len(group["params"]) for group in saved["param_groups"])):
+        if f"{prefix}.{i}.step" in state:
+            saved["state"][i] = {k: state[f"{prefix}.{i}.{k}"] for k in ADAM_MOMENTS}
+    optimizer.load_state_dict(saved)

@@ -43,7 +43,15 @@ from torch import Tensor, nn
 from agents.a3c import is_atari
 from agents.envs import Sb3VecEnv
 from agents.natural_gradient import PolicyBatch, StepReport, natural_step
-from agents.training import CtrlC, RunArgs, RunLog, continue_from_victim, run_record
+from agents.training import (
+    CtrlC,
+    RunArgs,
+    RunLog,
+    adam_tensors,
+    continue_from_victim,
+    load_adam_tensors,
+    run_record,
+)
 from rlattack.cli_options import run_command
 from rlattack.files import atomic_write
 from rlattack.networks import ActorCritic, mlp, nature_cnn
@@ -296,8 +304,7 @@ class Trainer:
     def save_checkpoint(self, path: Path) -> None:
         """Both networks, the critic's Adam statistics and the step count (nothing pickled)."""
         state = {f"model.{k}": v.detach().contiguous() for k, v in self.model.state_dict().items()}
-        for i, moments in self.critic_optimizer.state_dict()["state"].items():
-            state |= {f"critic_adam.{i}.{k}": v.contiguous() for k, v in moments.items()}
+        state |= adam_tensors(self.critic_optimizer, "critic_adam")
         state["timesteps"] = torch.tensor(self.timesteps, dtype=torch.int64)
         atomic_write(path, lambda p: save_file(state, str(p)))
 
@@ -307,13 +314,7 @@ class Trainer:
         self.model.load_state_dict(
             {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
         )
-        optimizer = self.critic_optimizer.state_dict()
-        for i in range(len(optimizer["param_groups"][0]["params"])):
-            if f"critic_adam.{i}.step" in state:
-                optimizer["state"][i] = {
-                    k: state[f"critic_adam.{i}.{k}"] for k in ("step", "exp_avg", "exp_avg_sq")
-                }
-        self.critic_optimizer.load_state_dict(optimizer)
+        load_adam_tensors(self.critic_optimizer, state, "critic_adam")
         self.timesteps = int(state["timesteps"])
 
 
