@@ -24,12 +24,13 @@ play), then rises linearly to `--eps` over `--ramp` updates, while kappa falls f
 relative to the median gap, capped at 1: half of pong-dqn's states have a gap below 0.011, where
 its choice is close to arbitrary and certifying it would spend capacity on nothing.
 
-After each round: 2 clean games and 2 games under APGD-CE at `--attack-eps`, and the IBP
-certified action rate at `--attack-eps` on the round's held-out tenth, go to `rounds.csv`; the
-clean games to `curve.csv`. A round ends with a checkpoint (the student, Adam's state, the round
-and the update count); Ctrl-C saves one mid-round. A round's states are kept in
-`RUN_DIR/data/round-K.npz` (not committed); a machine without them collects a new round with the
-current student instead.
+After each round: 8 clean games (8 envs, so 8 no-op starts: a greedy Pong player replays one
+cycle per start, and a student can win from some starts and lose every point from others), 2
+games under APGD-CE at `--attack-eps`, and the IBP certified action rate at `--attack-eps` on the
+round's held-out tenth, go to `rounds.csv`; the clean games to `curve.csv`. A round ends with a
+checkpoint (the student, Adam's state, the round and the update count); Ctrl-C saves one
+mid-round. A round's states are kept in `RUN_DIR/data/round-K.npz` (not committed); a machine
+without them collects a new round with the current student instead.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import field_validator
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
@@ -97,6 +99,13 @@ class Args(CommandArgs):
     weight: bool = True
     """weight states by the teacher's gap (see the module docstring)"""
     threads: int = 1
+
+    @field_validator("eps", "attack_eps")
+    @classmethod
+    def _a_budget(cls, value: str) -> str:
+        """Refused before minutes of loading a run's states, not after."""
+        parse_eps(value)
+        return value
 
 
 class AttackedStudent:
@@ -219,9 +228,10 @@ def train(args: Args, run: Run, rounds: list[dict[str, np.ndarray]], ctrl_c: Ctr
 
 
 def measure(args: Args, run: Run, held_out: np.ndarray) -> dict[str, float]:
-    """Clean and attacked play (2 games each, env seed 0) and the certified rate on `held_out`."""
+    """Clean play (8 games) and attacked play (2), env seed 0, and the certified rate on
+    `held_out`."""
     eps = parse_eps(args.attack_eps)
-    clean = evaluate(run.policy, args.game, episodes=2, envs=2, seed=0, progress=False)
+    clean = evaluate(run.policy, args.game, episodes=8, envs=8, seed=0, progress=False)
     attacked = evaluate(
         run.policy, args.game, APGD(eps=eps, steps=10), episodes=2, envs=2, seed=0, progress=False
     )

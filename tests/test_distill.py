@@ -39,6 +39,13 @@ def test_schedule_warms_up_then_ramps() -> None:
     assert schedule(args, 300) == schedule(args, 10_000) == (pytest.approx(2 / 255), 0.5)
 
 
+@pytest.mark.parametrize("field", ["eps", "attack_eps"])
+def test_a_bad_budget_is_refused_with_the_arguments(field: str) -> None:
+    assert Args(**{field: "1.5/255"})  # half gray levels are budgets too
+    with pytest.raises(ValueError, match="fraction like 2/255"):
+        Args(**{field: "two/255"})
+
+
 def test_checkpoint_restores_the_student_and_its_optimizer(tmp_path: Path) -> None:
     args = Args(run_dir=tmp_path)
     run = Run(args, 6)

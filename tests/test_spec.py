@@ -21,13 +21,20 @@ def test_the_module_examples_run() -> None:
 
 @pytest.mark.parametrize(
     ("text", "eps"),
-    [("1/255", 1 / 255), ("4/255", 4 / 255), ("0.004", 0.004), (" 2 / 255", 2 / 255), (0, 0.0)],
+    [
+        ("1/255", 1 / 255),
+        ("4/255", 4 / 255),
+        ("0.004", 0.004),
+        (" 2 / 255", 2 / 255),
+        ("1.5/255", 1.5 / 255),
+        (0, 0.0),
+    ],
 )
 def test_eps_is_a_number_or_gray_levels(text, eps) -> None:
     assert parse_eps(text) == eps  # exactly the float that 1 / 255 gives, so cell ids do not move
 
 
-@pytest.mark.parametrize("bad", ["lots", "1/0", "nan", "inf", -0.1, True, None])
+@pytest.mark.parametrize("bad", ["lots", "1/0", "nan", "inf", "2/255/3", "/255", "nan/255", -0.1, True, None])
 def test_bad_eps_is_refused(bad) -> None:
     with pytest.raises(ValueError, match="eps"):
         parse_eps(bad)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -114,15 +113,19 @@ label on their own); the rest are every attack's."""
 
 
 def parse_eps(value: Any) -> float:
-    """A budget as a number or as a fraction of gray levels such as "2/255", in [0, 1]."""
+    """A budget as a number or as a fraction of gray levels such as "2/255" or "1.5/255", in
+    [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"eps must be a number, got {value!r}")
     try:
         eps = float(value)
     except ValueError:
+        num, slash, den = value.replace(" ", "").partition("/")
         try:
-            eps = float(Fraction(value.replace(" ", "")))
+            eps = float(num) / float(den) if slash else float("nan")
         except (ValueError, ZeroDivisionError):
+            eps = float("nan")
+        if math.isnan(eps):
             raise ValueError(f"eps {value!r} is not a number or a fraction like 2/255") from None
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {value!r}")
