@@ -98,6 +98,9 @@ class Args(CommandArgs):
     explore: float = 0.03
     weight: bool = True
     """weight states by the teacher's gap (see the module docstring)"""
+    weight_cap: float = 1.0
+    """the largest weight, in median gaps: above 1, the states where the teacher's choice matters
+    most count more than the typical one"""
     threads: int = 1
 
     @field_validator("eps", "attack_eps")
@@ -205,7 +208,7 @@ def train(args: Args, run: Run, rounds: list[dict[str, np.ndarray]], ctrl_c: Ctr
     obs = torch.as_tensor(np.concatenate([r["obs"][len(r["obs"]) // 10 :] for r in rounds]))
     labels = torch.as_tensor(np.concatenate([r["labels"][len(r["labels"]) // 10 :] for r in rounds]))
     gaps = torch.as_tensor(np.concatenate([r["gaps"][len(r["gaps"]) // 10 :] for r in rounds]))
-    weights = (gaps / gaps.median()).clamp(max=1.0) if args.weight else torch.ones(len(gaps))
+    weights = (gaps / gaps.median()).clamp(max=args.weight_cap) if args.weight else torch.ones(len(gaps))
     generator = torch.Generator().manual_seed(args.seed * 1_000_003 + run.updates)
     loss_value, hits, seen = float("nan"), 0, 0
     bar = tqdm(total=args.updates, initial=run.round_updates, desc=f"round {run.round}", unit="update")
