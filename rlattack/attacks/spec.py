@@ -120,12 +120,10 @@ def parse_eps(value: Any) -> float:
     try:
         eps = float(value)
     except ValueError:
-        num, slash, den = value.replace(" ", "").partition("/")
+        num, _, den = value.replace(" ", "").partition("/")
         try:
-            eps = float(num) / float(den) if slash else float("nan")
+            eps = float(num) / float(den)  # without a "/", float("") refuses it
         except (ValueError, ZeroDivisionError):
-            eps = float("nan")
-        if math.isnan(eps):
             raise ValueError(f"eps {value!r} is not a number or a fraction like 2/255") from None
     if not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {value!r}")
