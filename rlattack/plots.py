@@ -11,6 +11,39 @@ import numpy as np
 
 from rlattack.files import atomic_write
 
+CLEAN_STYLE = {"color": "tab:green", "linestyle": "--"}
+WORST_STYLE = {"color": "black", "linewidth": 2.5}
+ATTACK_STYLES: dict[str, dict[str, Any]] = {
+    name: {"color": color, "marker": marker}
+    for name, color, marker in (
+        ("apgd-ce", "tab:red", "o"),
+        ("apgd-dlr", "tab:orange", "s"),
+        ("square", "tab:purple", "^"),
+        ("transfer", "tab:brown", "v"),
+        ("noise", "tab:gray", "D"),
+        ("ensemble", "tab:blue", "P"),
+        ("pgd", "tab:pink", "X"),
+        ("pgd-margin", "tab:olive", "<"),
+        ("momentum", "tab:cyan", ">"),
+        ("mad", "gold", "h"),
+        ("fgsm", "darkblue", "*"),
+    )
+}
+"""One colour and marker per attack of the robustness set, in every figure that draws it. Green
+is clean play's and black the worst case's, so no attack takes them; each attack also has its own
+marker, so lines that tie stay apart."""
+
+
+def attack_style(name: str) -> dict[str, Any]:
+    """An attack's colour and marker; names outside the set (other grids' labels) get none, so
+    matplotlib's cycle picks."""
+    return dict(ATTACK_STYLES.get(name, {}))
+
+
+def gray_levels(eps: float) -> str:
+    """An eps as gray levels, the unit of every axis and table: "1/255", "0.25/255"."""
+    return f"{eps * 255:.3g}/255"
+
 
 def plot_comparison(rows: Sequence[tuple[str, dict[str, Any]]], path: Path, title: str) -> None:
     """Bar charts of mean return (with std) and action-change rate per setting."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np
@@ -10,8 +9,9 @@ import pytest
 
 from rlattack.cli import main
 from rlattack.grid import Cell
-from rlattack.grid.report import _eps, _games_table, attacked_points, mean_ci, write_report
+from rlattack.grid.report import _eps, _games_table, attacked_points, write_report
 from rlattack.grid.store import ResultStore, TransferRecord
+from rlattack.intervals import mean_ci
 from rlattack.rollout.evaluate import Episode, Evaluation
 
 PNG = b"\x89PNG"
@@ -49,13 +49,6 @@ def results_dir(tmp_path):
                 )
             )  # fmt: skip
     return store
-
-
-def test_mean_ci_is_student_t() -> None:
-    mean, lo, hi = mean_ci([1.0, 3.0])
-    assert mean == 2.0 and hi - mean == mean - lo == pytest.approx(12.7062, rel=1e-4)  # t(0.975, 1) * 1
-    assert math.isnan(mean_ci([4.0])[1])
-    assert mean_ci([5.0, 5.0, 5.0]) == (5.0, 5.0, 5.0)
 
 
 def test_report_writes_figures_and_a_summary_per_cell(results_dir, tmp_path) -> None:

@@ -20,13 +20,13 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
 from rlattack.attacks.base import NORMS
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
 from rlattack.grid.config import Cell
 from rlattack.grid.store import ResultStore, TransferRecord, safe_name
+from rlattack.intervals import ci_text, mean_ci
 from rlattack.plots import plot_curve
 from rlattack.tables import percent
 
@@ -51,16 +51,6 @@ def fenced(text: str, info: str = "") -> list[str]:
     """`text` as a fenced code block whose fence no line of it can close."""
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
     return [fence + info, text, fence]
-
-
-def mean_ci(scores: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and the two ends of its Student-t confidence interval (NaN ends for one game)."""
-    x = np.asarray(scores, dtype=float)
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def write_report(results: Path, out: Path) -> list[Path]:
@@ -350,8 +340,8 @@ def _cells_table(records: list[dict]) -> list[str]:
     ]
     for r in sorted(records, key=_order):
         c, s = r["cell"], r["summary"]
-        mean, lo, hi = mean_ci([e["score"] for e in r["episodes"]])
-        ci = "n/a (one game)" if math.isnan(lo) else f"[{lo:.2f}, {hi:.2f}]"
+        mean = s["return_mean"]
+        ci = ci_text(s, digits=2)
         options = "".join(f" {k}={v}" for k, v in sorted(c["options"].items()))
         norm = "" if c["attack"] == "none" else NORM_NAMES[c["norm"]]
         lines.append(
