@@ -12,7 +12,6 @@ heatmap per (game, attack, norm, eps); the summary of `rlattack robustness`, its
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
