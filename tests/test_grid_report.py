@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
 from rlattack.cli import main
 from rlattack.grid import Cell
-from rlattack.grid.report import _eps, _games_table, attacked_points, write_report
+from rlattack.grid.report import _games_table, attacked_points, figure_vs_eps, write_report
 from rlattack.grid.store import ResultStore, TransferRecord
-from rlattack.intervals import mean_ci
+from rlattack.intervals import ci_text, mean_ci
+from rlattack.plots import ATTACK_STYLES
 from rlattack.rollout.evaluate import Episode, Evaluation
 
 PNG = b"\x89PNG"
@@ -22,6 +26,41 @@ def fake_record(cell: Cell, scores: list[float], changes: int) -> dict:
     attacked = 0 if cell.attack == "none" else 100
     games = [Episode(0, s, 100, attacked, changes if attacked else 0) for s in scores]
     return {"id": cell.id, "cell": cell.model_dump(mode="json"), **Evaluation(games, wall_s=1.0).to_dict()}
+
+
+def summary(mean: float, std: float = 0.0, games: int = 5) -> dict[str, Any]:
+    """An evaluation summary as robustness.json holds it (the fields reports read)."""
+    return {"return_mean": mean, "return_std": std, "episodes": games, "action_change_rate": 0.5}
+
+
+def verdict(agent: str, worst: dict[float, dict[str, float]], **extra: Any) -> dict[str, Any]:
+    """A robustness.json of `rlattack robustness` from before `attacks_tied`, `listed` and
+    `auc_grid` existed: per eps each attack's mean return; `extra` adds or replaces keys."""
+    rows = []
+    for eps, means in worst.items():
+        name = min(means, key=means.get)
+        rows.append(
+            {
+                "eps": eps,
+                "attacks": {n: summary(m, std=1.0) for n, m in means.items()},
+                "worst_case": {"attack": name, "return_mean": means[name]},
+                "certified_action_rate": 0.0,
+            }
+        )
+    return {
+        "agent": agent,
+        "game": "pong",
+        "reliable": True,
+        "checks": [{"name": "gradients", "passed": True, "detail": ""}],
+        "clean": summary(18.0, std=1.0, games=10),
+        "eps": rows,
+        "auc": 0.25,
+        "min_eps": None,
+        "random_return": -20.7,
+        "threshold": -1.35,
+        "certify": {"method": "ibp", "states": 500, "every": 8},
+        "search": None,
+    } | extra
 
 
 @pytest.fixture
@@ -128,19 +167,100 @@ def test_an_attack_under_several_schedules_gets_return_against_steps_attacked(tm
         line: [(x, schedule, sorted(games)) for x, schedule, games in at] for line, at in points.items()
     }
     assert points == {
-        ("dqn-agent", "fgsm L-inf eps=0.004"): [
+        ("dqn-agent", "fgsm L-inf eps=1.02/255"): [
             (0.0, "clean", [20.0]),
             (25.0, "timed:0.5", [-20.0, -18.0]),  # (10 + 90) / (100 + 300) of the steps
             (100.0, "every", [-21.0]),
         ],
-        ("dqn-agent", "fgsm surface=frame L-inf eps=0.004"): [
+        ("dqn-agent", "fgsm surface=frame L-inf eps=1.02/255"): [
             (0.0, "clean", [20.0]),
             (50.0, "timed:0.5", [10.0]),
             (100.0, "every", [5.0]),
         ],
     }
-    assert (_eps(1 / 255), _eps(4 / 255), _eps(0.004)) == ("1/255", "4/255", "0.004")  # labels
     written = write_report(store.root, tmp_path / "out")
     assert (tmp_path / "out" / "return_vs_attacked_pong.png") in written
     markdown = (tmp_path / "out" / "report.md").read_text()
     assert "![return_vs_attacked_pong](return_vs_attacked_pong.png)" in markdown
+
+
+def test_figures_put_eps_in_gray_levels_and_name_and_colour_the_sets_attacks(tmp_path) -> None:
+    """As robustness.png draws them: `pgd-margin` (not `pgd loss=margin`) in its own colour and
+    marker, clean play green, and an attack outside the set in no colour of the set's nor green."""
+    store = ResultStore(tmp_path / "results")
+    base = dict(game="pong", agent="dqn-agent", schedule="every", episodes=2, envs=1, seed=0, surface="stack")
+    base |= {"quantize": False}
+    store.save(fake_record(Cell(attack="none", norm=None, eps=0.0, options={}, **base), [20.0, 18.0], 0))
+    for attack, options in [
+        ("apgd", {"steps": 10, "loss": "ce"}),
+        ("pgd", {"steps": 10, "loss": "margin"}),
+        ("pgd", {"steps": 20}),
+    ]:
+        for eps in (1 / 255, 3 / 255):
+            cell = Cell(attack=attack, norm="inf", eps=eps, options=options, **base)
+            store.save(fake_record(cell, [-21.0, -19.0], 50))
+    rows = _games_table(store.records())
+    for metric in ("return", "action_change"):
+        ax = figure_vs_eps(rows, metric, "pong").axes[0]
+        handles, labels = ax.get_legend_handles_labels()
+        lines = {
+            label: getattr(handle, "lines", [handle])[0]
+            for handle, label in zip(handles, labels, strict=True)
+        }
+        attacks = {"apgd-ce", "pgd-margin", "pgd steps=20"}
+        assert set(lines) == attacks | ({"clean 19.0"} if metric == "return" else set())
+        for name in ("apgd-ce", "pgd-margin"):
+            assert to_hex(lines[name].get_color()) == to_hex(ATTACK_STYLES[name]["color"])
+            assert lines[name].get_marker() == ATTACK_STYLES[name]["marker"]
+        set_colours = {to_hex(style["color"]) for style in ATTACK_STYLES.values()}
+        other = to_hex(lines["pgd steps=20"].get_color())
+        assert other not in set_colours | {to_hex("tab:green"), to_hex("black")}
+        assert all(to_hex(lines[name].get_color()) != to_hex("tab:green") for name in attacks)
+        xs = [0.0, 1.0, 3.0] if metric == "return" else [1.0, 3.0]  # clean at 0, then k/255
+        assert np.allclose(lines["pgd-margin"].get_xdata(), xs)
+        assert ax.get_xlabel() == "eps (gray levels, k/255)"
+        if metric == "return":
+            assert to_hex(lines["clean 19.0"].get_color()) == to_hex("tab:green")
+    markdown = write_report(store.root, tmp_path / "out")[-1].read_text()
+    assert "| pong | dqn-agent | pgd-margin | L-inf | 3/255 | every |" in markdown
+
+
+def test_the_report_of_a_robustness_directory_says_what_its_verdict_measured(results_dir, tmp_path) -> None:
+    """Ties, the certificate's method, the area's grid, the search's answer and each mean's games
+    and CI; an old robustness.json (no `attacks_tied`, `auc_grid`) gets its ties computed."""
+    old = verdict("dqn-agent", {1 / 255: {"apgd-ce": -21.0, "square": -21.0, "noise": 17.0}})
+    old["clean"] = summary(18.0, games=2)
+    (results_dir.root / "robustness.json").write_text(json.dumps(old))
+    write_report(results_dir.root, tmp_path / "old")
+    markdown = (tmp_path / "old" / "report.md").read_text()
+    assert (
+        "## Robustness" in markdown
+        and "| eps | worst case | attacks at the minimum | certified (ibp) |" in markdown
+    )
+    worst = ci_text(old["eps"][0]["attacks"]["apgd-ce"])
+    assert f"| 1/255 | -21.00 (5 games, 95% CI {worst}) | apgd-ce, square | 0.0% |" in markdown
+    assert "- warning: clean play rests on 2 games (fewer than 5)" in markdown
+    assert "- warning: clean play: all 2 games scored 18, so they give no spread" in markdown
+    assert "Area under the worst-case curve: 0.250 over eps 1/255;" in markdown
+    assert f"| 1/255 | noise | 17.00 | 5 | {ci_text(summary(17.0, 1.0))} | 50.0% |" in markdown
+    new = verdict(
+        "dqn-agent",
+        {1 / 255: {"apgd-ce": 10.0, "square": 12.0}, 0.5 / 255: {"apgd-ce": 17.0}},
+        auc_grid=[1 / 255, 3 / 255],
+        auc_at_floor=True,
+        min_eps=0.5 / 255,
+        min_eps_text="between 0.25/255 and 0.5/255",
+        certify={"method": "smoothing", "sigma": 0.25, "smoothed_clean_return": 15.0},
+    )
+    new["eps"][0]["worst_case"]["attacks_tied"] = ["apgd-ce", "ensemble"]
+    new["eps"][1]["listed"] = False
+    (results_dir.root / "robustness.json").write_text(json.dumps(new))
+    write_report(results_dir.root, tmp_path / "new")
+    markdown = (tmp_path / "new" / "report.md").read_text()
+    tied = f"| 1/255 | 10.00 (5 games, 95% CI {ci_text(summary(10.0, 1.0))}) | apgd-ce, ensemble | 0.0% |"
+    assert tied in markdown
+    assert "| 0.5/255 (searched) | 17.00 " in markdown and "certified (smoothing) |" in markdown
+    assert "0.250 over eps 1/255, 3/255 (at the grid's floor" in markdown
+    assert "Smallest eps that breaks it: between 0.25/255 and 0.5/255." in markdown
+    assert "The smoothed policy's own clean return: 15.00." in markdown
+    assert "warning" not in markdown

@@ -2,16 +2,18 @@
 
 Per game, one figure of mean return against eps and one of action-change rate against eps, a
 panel per (norm, agent), a line per attack (and schedule); the clean score of the same agent is
-each line's point at eps = 0. Where one attack ran under several schedules, a figure of return
+each line's point at eps = 0, and a green line. eps is in gray levels (k/255) and an attack of
+the robustness set goes by its name there (`pgd-margin`, not `pgd loss=margin`) in its colour and
+marker, as in `robustness.png`. Where one attack ran under several schedules, a figure of return
 against the share of steps attacked (Lin et al. 2017: as much damage from fewer attacked steps).
 Seeds are pooled: a point is the mean of every game played at that setting, with its 95%
 confidence interval (Student t) as error bar. Transfer records, where present, become one
-heatmap per (game, attack, norm, eps); the summary of `rlattack robustness`, its robustness curve.
+heatmap per (game, attack, norm, eps); the summary of `rlattack robustness`, its robustness curve
+and a section of `report.md` (`rlattack.grid.verdict`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,10 +25,12 @@ import yaml
 from rlattack.attacks.base import NORMS
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
+from rlattack.grid import verdict
 from rlattack.grid.config import Cell
 from rlattack.grid.store import ResultStore, TransferRecord, safe_name
 from rlattack.intervals import ci_text, mean_ci
-from rlattack.plots import plot_curve
+from rlattack.plots import CLEAN_STYLE, attack_style, gray_levels, plot_curve
+from rlattack.robustness.attack_set import ATTACK_SET, name_of
 from rlattack.tables import percent
 
 matplotlib.use("Agg")
@@ -34,6 +38,12 @@ import matplotlib.pyplot as plt  # after choosing the file-only backend
 
 NORM_ORDER = NORMS
 NORM_NAMES = {"inf": "L-inf", "2": "L2", "1": "L1"}
+OTHER_COLORS = ("teal", "magenta", "sienna", "slateblue", "crimson", "darkkhaki", "indigo", "lightcoral")
+"""The colours of lines outside the robustness set: none of its attacks' (`ATTACK_STYLES`), nor
+clean play's green, nor the worst case's black."""
+EPS_AXIS = "eps (gray levels, k/255)"
+LABEL_WIDTH = 40
+"""Legend labels are cut to this (an ensemble's member list is long); report.md has them whole."""
 
 
 MARKDOWN_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;"})
@@ -65,19 +75,22 @@ def write_report(results: Path, out: Path) -> list[Path]:
     if records:
         for game, rows in _games_table(records).groupby("game"):
             for metric in ("return", "action_change"):
-                path = out / safe_name(f"{metric}_vs_eps_{game}.png")
-                if _plot_vs_eps(rows, metric, path, str(game)):
-                    written.append(path)
+                fig = figure_vs_eps(rows, metric, str(game))
+                if fig is not None:
+                    written.append(out / safe_name(f"{metric}_vs_eps_{game}.png"))
+                    _save(fig, written[-1])
             path = out / safe_name(f"return_vs_attacked_{game}.png")
             if _plot_vs_attacked(rows, path, str(game)):
                 written.append(path)
     written += transfer_figures(transfers, out)
-    if (results / "robustness.json").is_file():  # written by `rlattack robustness`
+    result = None
+    if (results / verdict.RESULT).is_file():  # written by `rlattack robustness`
+        result = verdict.read_verdict(results)
         written.append(out / "robustness.png")
-        plot_curve(json.loads((results / "robustness.json").read_text()), written[-1])
-    markdown = out / "report.md"
-    atomic_write(markdown, lambda p: p.write_text(_markdown(records, transfers, store, written, out)))
-    return [*written, markdown]
+        plot_curve(result, written[-1])
+    text = _markdown(records, transfers, store, written, out, result)
+    atomic_write(out / "report.md", lambda p: p.write_text(text))
+    return [*written, out / "report.md"]
 
 
 def _games_table(records: list[dict]) -> pd.DataFrame:
@@ -92,6 +105,7 @@ def _games_table(records: list[dict]) -> pd.DataFrame:
                 "agent": _agent(cell),  # sampled play: panels of its own, beside its own clean score
                 "attack": cell["attack"],
                 "line": spec.label(cell["schedule"], budget=False),
+                "name": set_name(cell),
                 "setting": spec.label(budget=False),
                 "schedule": cell["schedule"],
                 "norm": cell["norm"],
@@ -111,15 +125,24 @@ def _agent(cell: dict) -> str:
     return cell["agent"] + (" (sampled)" if cell.get("act", "greedy") == "sample" else "")
 
 
-def _plot_vs_eps(rows: pd.DataFrame, metric: str, path: Path, game: str) -> bool:
-    """Panels per (norm, agent); False when there is nothing attacked to draw."""
+def set_name(cell: dict) -> str | None:
+    """The robustness set's name of a cell's attack (`pgd-margin`, `pgd-margin timed:0.5` under
+    another schedule than every step), None for attacks outside the set and for clean play."""
+    name = None if cell["attack"] == "none" else name_of(cell["attack"], cell["options"])
+    if name is None or cell["schedule"] == "every":
+        return name
+    return f"{name} {cell['schedule']}"
+
+
+def figure_vs_eps(rows: pd.DataFrame, metric: str, game: str) -> plt.Figure | None:
+    """Panels per (norm, agent); None when there is nothing attacked to draw."""
     attacked = rows[rows.attack != "none"]
     if attacked.empty:
-        return False
+        return None
     norms = [n for n in NORM_ORDER if n in set(attacked.norm)]
     agents = sorted(set(attacked.agent))
     fig, axes = plt.subplots(
-        len(norms), len(agents), figsize=(4.2 * len(agents), 3.2 * len(norms)), squeeze=False
+        len(norms), len(agents), figsize=(6.8 * len(agents), 3.4 * len(norms)), squeeze=False
     )
     for i, norm in enumerate(norms):
         for j, agent in enumerate(agents):
@@ -130,28 +153,54 @@ def _plot_vs_eps(rows: pd.DataFrame, metric: str, path: Path, game: str) -> bool
     what = "return" if metric == "return" else "action-change rate"
     fig.suptitle(f"{game}: {what} vs eps")
     fig.tight_layout()
+    return fig
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)
-    return True
 
 
 def _panel(ax: plt.Axes, panel: pd.DataFrame, clean: pd.DataFrame, metric: str) -> None:
-    """A line per attack; returns start from the clean score at eps = 0 where it was measured."""
+    """A line per attack; returns start from the clean score at eps = 0 where it was measured,
+    which a green line also marks."""
+    ax.set_prop_cycle(color=OTHER_COLORS)
+    labels = _line_labels(panel)
     for line, points in panel.groupby("line"):
+        label, style = labels[str(line)]
         if metric == "return":
             scores = [(0.0, _pooled(clean))] if not clean.empty else []
-            scores += [(float(eps), _pooled(at)) for eps, at in points.groupby("eps")]
-            _errorbars(ax, [x for x, _ in scores], [games for _, games in scores], str(line))
+            scores += [(255 * float(eps), _pooled(at)) for eps, at in points.groupby("eps")]
+            _errorbars(ax, [x for x, _ in scores], [games for _, games in scores], label, style)
         else:
             rates = [
-                (float(eps), 100 * at.changes.sum() / max(at.attacked.sum(), 1))
+                (255 * float(eps), 100 * at.changes.sum() / max(at.attacked.sum(), 1))
                 for eps, at in points.groupby("eps")
             ]
-            ax.plot(*zip(*rates, strict=True), marker="o", label=str(line))
-    ax.set_xlabel("eps")
+            ax.plot(*zip(*rates, strict=True), **({"marker": "o"} | style), label=label)
+    if metric == "return" and not clean.empty:
+        mean = float(np.mean(_pooled(clean)))
+        ax.axhline(mean, **CLEAN_STYLE, linewidth=1, label=f"clean {mean:.1f}")
+    ax.set_xlabel(EPS_AXIS)
     ax.set_ylabel("game score (mean, 95% CI)" if metric == "return" else "action changed (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: lines stay visible
+
+
+def _line_labels(panel: pd.DataFrame) -> dict[str, tuple[str, dict]]:
+    """Each line's label and style: an attack of the robustness set by its name, colour and
+    marker, where no other line of the panel has that name (other surrogates, say)."""
+    lines = panel.drop_duplicates("line")
+    names = lines["name"].dropna()
+    unique = set(names[~names.duplicated(keep=False)])
+    found = {}
+    for line, name in lines[["line", "name"]].itertuples(index=False):
+        found[str(line)] = (name, attack_style(name)) if name in unique else (_short_label(line), {})
+    return found
+
+
+def _short_label(label: str, width: int = LABEL_WIDTH) -> str:
+    return label if len(label) <= width else label[: width - 1] + "…"
 
 
 def attacked_points(rows: pd.DataFrame) -> dict[tuple[str, str], list[tuple[float, str, list[float]]]]:
@@ -166,16 +215,10 @@ def attacked_points(rows: pd.DataFrame) -> dict[tuple[str, str], list[tuple[floa
         points = [(0.0, "clean", _pooled(clean))] if not clean.empty else []
         for schedule, at in group.groupby("schedule"):
             points.append((100 * at.attacked.sum() / max(at.steps.sum(), 1), str(schedule), _pooled(at)))
-        found[(str(agent), f"{setting} {NORM_NAMES[norm]} eps={_eps(eps)}")] = sorted(
+        found[(str(agent), f"{setting} {NORM_NAMES[norm]} eps={gray_levels(eps)}")] = sorted(
             points, key=lambda p: p[0]
         )
     return found
-
-
-def _eps(eps: float) -> str:
-    """Gray levels where eps is a whole number of them (1/255 reads better than 0.00392157)."""
-    levels = eps * 255
-    return f"{round(levels)}/255" if eps > 0 and abs(levels - round(levels)) < 1e-6 else f"{eps:g}"
 
 
 def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:
@@ -207,12 +250,15 @@ def _plot_vs_attacked(rows: pd.DataFrame, path: Path, game: str) -> bool:
     return True
 
 
-def _errorbars(ax: plt.Axes, xs: list[float], scores: list[list[float]], label: str) -> np.ndarray:
+def _errorbars(
+    ax: plt.Axes, xs: list[float], scores: list[list[float]], label: str, style: dict | None = None
+) -> np.ndarray:
     """A line through the mean game score at each x, with its 95% CI as error bars; the means."""
     found = [mean_ci(games) for games in scores]
     ys = np.array([mean for mean, _, _ in found])
     ends = np.array([[lo, hi] for _, lo, hi in found]).T
-    ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), marker="o", capsize=3, label=label)
+    style = {"marker": "o"} | (style or {})
+    ax.errorbar(xs, ys, yerr=np.nan_to_num(np.abs(ends - ys)), capsize=3, label=label, **style)
     return ys
 
 
@@ -269,7 +315,8 @@ def _plot_transfer(records: list[TransferRecord], metric: str, path: Path) -> No
     r = records[0]
     rule = f", target rule {r.target_rule}" if r.target_rule else ""
     rule += ", targets' actions sampled" if r.act == "sample" else ""
-    ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={r.eps:g} transfer{rule}")
+    eps = gray_levels(r.eps)
+    ax.set_title(f"{r.game}: {r.attack} {NORM_NAMES.get(r.norm, r.norm)} eps={eps} transfer{rule}")
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)
@@ -297,7 +344,7 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
         target = r.target + (" (sampled)" if r.act == "sample" else "")
         clean = "n/a" if r.clean_return is None else f"{r.clean_return:.2f}"
         lines.append(
-            f"| {md(r.game)} | {md(r.attack)} | {md(NORM_NAMES.get(r.norm, r.norm))} | {r.eps:g} "
+            f"| {md(r.game)} | {md(r.attack)} | {md(NORM_NAMES.get(r.norm, r.norm))} | {gray_levels(r.eps)} "
             f"| {md(r.target_rule or '-')} | {md(r.source)} | {md(target)} | {r.episodes} | {clean} "
             f"| {r.return_mean:.2f} ± {r.return_std:.2f} "
             f"| {percent(r.action_change_rate, 'n/a')} | {percent(r.source_success_rate, 'n/a')} "
@@ -307,7 +354,12 @@ def transfer_table(records: list[TransferRecord]) -> list[str]:
 
 
 def _markdown(
-    records: list[dict], transfers: list[TransferRecord], store: ResultStore, figures: list[Path], out: Path
+    records: list[dict],
+    transfers: list[TransferRecord],
+    store: ResultStore,
+    figures: list[Path],
+    out: Path,
+    result: dict | None,
 ) -> str:
     lines = [f"# Results of {md(store.root.name)}", ""]
     if records:
@@ -324,6 +376,8 @@ def _markdown(
             "",
         ]
     lines += [f"![{md(p.stem)}]({p.relative_to(out)})" for p in figures] + [""]
+    if result is not None:
+        lines += [*verdict.markdown(result, md), ""]
     if records:
         lines += _cells_table(records)
     if transfers:
@@ -341,14 +395,25 @@ def _cells_table(records: list[dict]) -> list[str]:
         c, s = r["cell"], r["summary"]
         mean = s["return_mean"]
         ci = ci_text(s, digits=2)
-        options = "".join(f" {k}={v}" for k, v in sorted(c["options"].items()))
-        norm = "" if c["attack"] == "none" else NORM_NAMES[c["norm"]]
+        norm, eps = ("", "0") if c["attack"] == "none" else (NORM_NAMES[c["norm"]], gray_levels(c["eps"]))
         lines.append(
-            f"| {md(c['game'])} | {md(_agent(c))} | {md(c['attack'] + options)} | {norm} "
-            f"| {c['eps']:g} | {md(c['schedule'])} | {c['seed']} | {s['episodes']} | {mean:.2f} "
+            f"| {md(c['game'])} | {md(_agent(c))} | {md(_attack_text(c))} | {norm} "
+            f"| {eps} | {md(c['schedule'])} | {c['seed']} | {s['episodes']} | {mean:.2f} "
             f"| {s['return_std']:.2f} | {ci} | {s['action_change_rate']:.1%} |"
         )
     return lines
+
+
+def _attack_text(cell: dict) -> str:
+    """An attack as the robustness set names it, with the surrogate, EOT and (where not the
+    default) ensemble members the name leaves out; others with their options."""
+    name = None if cell["attack"] == "none" else name_of(cell["attack"], cell["options"])
+    if name is None:
+        return cell["attack"] + "".join(f" {k}={v}" for k, v in sorted(cell["options"].items()))
+    kept = {k: v for k, v in cell["options"].items() if k in ("surrogate", "eot", "members")}
+    if kept.get("members") == ATTACK_SET["ensemble"]["members"]:
+        del kept["members"]
+    return name + "".join(f" {k}={v}" for k, v in sorted(kept.items()))
 
 
 def _order(record: dict) -> tuple:
