@@ -18,6 +18,7 @@ from rlattack import zoo
 from rlattack.attacks.spec import AttackSpec
 from rlattack.blackbox.workflow import SubstituteSettings
 from rlattack.cli_options import REQUIRED, Play, options, run_app
+from rlattack.errors import UserInputError
 from rlattack.files import STDOUT, check_writable, write_json
 from rlattack.robustness.settings import RobustnessSettings
 from rlattack.schedules import FORMS, parse_schedule
@@ -189,15 +190,33 @@ def run(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="a results directory written by `rlattack run`")],
-    out: Annotated[Path | None, typer.Option(help="where the figures go; default: RESULTS/report")] = None,
+    results: Annotated[
+        list[Path],
+        typer.Argument(
+            help="a results directory of `rlattack run` or `rlattack robustness`; several of "
+            "`rlattack robustness`: their verdicts compared"
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="where the figures go; default: RESULTS/report (needed to compare several)"),
+    ] = None,
 ) -> None:
-    """Figures (return and action-change rate vs eps, transfer heatmaps) and a markdown summary."""
+    """Figures (return and action-change rate vs eps, transfer heatmaps) and a markdown summary;
+    of several robustness directories, their curves on one axis and a table side by side."""
     from rlattack.grid.report import write_report
 
-    out = out or results / "report"
+    if len(results) > 1 and out is None:
+        raise UserInputError(f"comparing {len(results)} directories needs --out (where compare.md goes)")
+    out = out or results[0] / "report"
     check_writable(out, "--out", folder=True)
-    written = write_report(results, out)
+    if len(results) > 1:
+        from rlattack.grid.compare import write_comparison
+
+        table, written = write_comparison(results, out)
+        print_table(table)
+    else:
+        written = write_report(results[0], out)
     print("\n".join(f"wrote {path}" for path in written))
 
 
