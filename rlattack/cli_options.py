@@ -104,7 +104,9 @@ def options(
             kind, default = list[typing.get_args(kind)[0]], list(default)
         if field in as_text and default not in (None, REQUIRED):
             default = str(default)
-        declared = Annotated[kind, typer.Option(help=_description(model, field))]
+        declared = Annotated[
+            kind, typer.Option(help=_description(model, field), show_default=_shown(default))
+        ]
         return inspect.Parameter(
             rename.get(field, field), inspect.Parameter.KEYWORD_ONLY, annotation=declared, default=default
         )
@@ -136,6 +138,12 @@ def options(
         return typing.cast(Command, wrapper)
 
     return decorate
+
+
+def _shown(default: Any) -> bool | str:
+    """How the help shows a default: a comma-separated one with a space after each comma, so the
+    help wraps it at the terminal's edge instead of cutting it off there (`--attacks`)."""
+    return default.replace(",", ", ") if isinstance(default, str) and "," in default else True
 
 
 def _description(model: type[BaseModel], field: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -277,3 +278,14 @@ def test_an_interrupted_grid_says_so_on_stderr(monkeypatch, tmp_path, capsys) ->
     assert run(monkeypatch, "run", str(tmp_path / "grid.yaml"), "--out", str(tmp_path / "out")) == 130
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("interrupted: 0 finished cells are saved in")
+
+
+@pytest.mark.parametrize("width", ["60", "80", "200"])
+def test_robustness_help_prints_the_whole_default_attack_set(monkeypatch, capsys, width) -> None:
+    from rlattack.robustness.attack_set import DEFAULT_SET
+
+    monkeypatch.setenv("COLUMNS", width)
+    assert run(monkeypatch, "robustness", "--help") == 0
+    shown = capsys.readouterr().out
+    attacks = shown[shown.index("--attacks") : shown.index("--certify")]  # its help and default
+    assert set(DEFAULT_SET) <= set(re.findall(r"[\w-]+", attacks)), attacks
