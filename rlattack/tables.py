@@ -107,7 +107,29 @@ def zoo_table(victims: Sequence[Victim], long: bool = False) -> Table:
             "clean bar": "" if v.bar is None else f"{v.bar:g} {met}",
         }
         table.add_row(*(row[c] for c in columns))
+    table.caption = robustness_bars(victims)
+    table.caption_justify = "left"
     return table
+
+
+def robustness_bars(victims: Sequence[Victim]) -> str | None:
+    """The zoo table's caption: what the clean bar is, and each defended victim's robustness bar
+    (its measured worst case at 1/255 against the bar), one line each; a caption, so the table
+    stays within 80 columns."""
+    from rlattack.zoo import ROBUSTNESS_EPS
+
+    defended = [v for v in victims if v.robustness_bar is not None]
+    if not defended:
+        return None
+    lines = [
+        "clean bar: judged on the greedy clean score",
+        f"robustness bar: judged on the worst case at {ROBUSTNESS_EPS * 255:g}/255 (experiments/robustness)",
+    ]
+    for v in defended:
+        met = {True: "met", False: "[bold red]below[/]", None: "not measured"}[v.meets_robustness_bar]
+        worst = "" if v.worst_case is None else f" ({v.worst_case:+.1f})"
+        lines.append(f"  {v.name}: {v.robustness_bar:+g} {met}{worst}")
+    return "\n".join(lines)
 
 
 def zoo_notes(victims: Sequence[Victim]) -> str:

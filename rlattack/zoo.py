@@ -6,7 +6,8 @@ history); the recipes in `agents/` write them, and this module only reads them.
 Weights are loaded with safetensors into a freshly built network, so no pickled code runs, once
 their sha256 matches the one `meta.json` records (`weights_sha256`).
 `meta.json` says game, algorithm, network, seed, frames, wall time, hardware, the training
-command, and the clean score measured by `rlattack eval --attack none`.
+command, and the clean score measured by `rlattack eval --attack none`. A defended victim's
+worst case under attack is read from its verdict in `experiments/robustness/results/`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ BARS = {"pong": 18.0, "space_invaders": 500.0, "seaquest": 500.0, "chopper_comma
 """The clean score a victim of each game is trained for. A victim below its bar is shipped only
 with a note saying why (compute ran out, say)."""
 
+ROBUSTNESS_BARS = {"pong": 15.0}
+"""The worst case of `rlattack robustness` at eps `ROBUSTNESS_EPS` a defended victim of each game
+is trained for, on top of its game's clean bar."""
+ROBUSTNESS_EPS = 1 / 255
+DEFENCES = ("sadqn", "advtrain", "distill")
+"""Recipes that train a victim to resist attacks (`meta.json`'s `recipe`, else its algorithm)."""
+VERDICTS = ZOO.parent.parent / "experiments" / "robustness" / "results"
+"""Where `experiments/robustness` keeps each victim's verdict, `<victim>.json` (absent from a
+wheel: its victims' worst cases are then not measured)."""
+
 RANDOM_PLAY = {"pong": -20.7, "space_invaders": 148.0, "seaquest": 68.4, "chopper_command": 811.0}
 """The score of uniformly random actions (Mnih et al. 2015), the floor a learning curve starts at."""
 
@@ -48,6 +59,8 @@ class Victim:
     clean_score_sampled: dict[str, Any] | None
     """actions sampled from the policy, as an actor-critic victim played in training"""
     meta: dict[str, Any] = field(repr=False)
+    worst_case: float | None = None
+    """the worst case over the attack set at `ROBUSTNESS_EPS` (`VERDICTS`), None if not measured"""
 
     @property
     def path(self) -> Path:
@@ -63,6 +76,23 @@ class Victim:
         if self.clean_score is None or self.bar is None:
             return None
         return self.clean_score["return_mean"] >= self.bar
+
+    @property
+    def defended(self) -> bool:
+        """Trained to resist attacks (SA-DQN, adversarial training, certified distillation)."""
+        return self.meta.get("recipe", self.algorithm) in DEFENCES
+
+    @property
+    def robustness_bar(self) -> float | None:
+        """The worst case a defended victim is trained for; None for others and other games."""
+        return ROBUSTNESS_BARS.get(self.game) if self.defended else None
+
+    @property
+    def meets_robustness_bar(self) -> bool | None:
+        """Whether the measured worst case reaches the robustness bar (None: no bar or no verdict)."""
+        if self.robustness_bar is None or self.worst_case is None:
+            return None
+        return self.worst_case >= self.robustness_bar
 
 
 def victims() -> list[Victim]:
@@ -80,9 +110,19 @@ def victims() -> list[Victim]:
                 clean_score=meta.get("clean_score"),
                 clean_score_sampled=meta.get("clean_score_sampled"),
                 meta=meta,
+                worst_case=measured_worst_case(meta_path.parent.name),
             )
         )
     return found
+
+
+def measured_worst_case(name: str, eps: float = ROBUSTNESS_EPS) -> float | None:
+    """The worst case at `eps` in the victim's verdict under `VERDICTS`; None where it has none."""
+    path = VERDICTS / f"{name}.json"
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text())["eps"]
+    return next((r["worst_case"]["return_mean"] for r in rows if abs(r["eps"] - eps) < 1e-9), None)
 
 
 RECIPES = ("dqn", "a3c", "trpo", "a2c", "ppo", "distill")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 
 import pytest
 
@@ -84,9 +85,63 @@ def test_the_zoo_table_fits_80_columns_one_line_per_victim(monkeypatch, capsys) 
     assert max(len(line) for line in lines) <= 80
     for v in found:
         assert sum(f" {v.name} " in line for line in lines) == 1
-    assert len(lines) == len(found) + 5  # title, three rules and the header
+    defended = [v for v in found if v.robustness_bar is not None]
+    assert len(lines) == len(found) + 5 + 2 + len(defended)  # title, rules, header; the caption
+    assert (
+        "clean bar" in lines[2] and "clean bar: judged on the greedy clean score" in lines[-len(defended) - 2]
+    )
     from tests.test_cli import run
 
     assert run(monkeypatch, "zoo", "--long") == 0
     out = capsys.readouterr().out
     assert all(f"{v.name}: " in out for v in found)
+
+
+def test_a_defended_victim_shows_its_robustness_bar_and_whether_its_worst_case_meets_it() -> None:
+    from rich.console import Console
+
+    from rlattack.tables import zoo_table
+
+    def victim(name: str, recipe: str | None, worst: float | None) -> Victim:
+        clean = {"return_mean": 19.0, "return_std": 0.0, "episodes": 10}
+        meta = {} if recipe is None else {"recipe": recipe}
+        return Victim(name, "pong", "dqn", 6, 4, clean, None, meta, worst_case=worst)
+
+    found = [
+        victim("pong-plain", None, -21.0),  # undefended: no robustness bar, whatever its worst case
+        victim("pong-adv", "advtrain", -19.8),
+        victim("pong-sa", "sadqn", 15.0),  # the bar is inclusive
+        victim("pong-new", "sadqn", None),
+    ]
+    assert [v.meets_robustness_bar for v in found] == [None, False, True, None]
+    console = Console(width=80, record=True)
+    console.print(zoo_table(found))
+    text = console.export_text()
+    assert "robustness bar: judged on the worst case at 1/255" in text
+    assert "pong-adv: +15 below (-19.8)" in text and "pong-sa: +15 met (+15.0)" in text
+    assert "pong-new: +15 not measured" in text and "pong-plain:" not in text
+
+
+def test_the_readme_counts_the_zoos_victims_and_their_bars_as_the_zoo_does() -> None:
+    """Its counts, its table's rows and each defended victim's robustness verdict."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    number = {w: i for i, w in enumerate(f"{words} sixteen seventeen eighteen nineteen twenty".split(), 1)}
+    count = rf"(\d+|{'|'.join(number)})"
+    found = re.findall(rf"\b{count} bundled victims|\b{count} victims are bundled", readme, re.IGNORECASE)
+    counts = [int(c) if c.isdigit() else number[c.lower()] for pair in found for c in pair if c]
+    assert len(counts) >= 2 and set(counts) == {len(BUNDLED)}, counts
+    met = sum(bool(v.meets_bar) and v.meets_robustness_bar is not False for v in BUNDLED)
+    assert number[re.search(r"(\w+) meet\s+their bar", readme).group(1).lower()] == met
+    zoo = readme[readme.index("## The zoo") :].split("\n## ")[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \|.*\| ([^|]+) \|$", zoo, re.M)}
+    assert set(rows) == {v.name for v in BUNDLED}
+    assert {name for name, bar in rows.items() if "worst case" in bar} == {
+        v.name for v in BUNDLED if v.defended
+    }
+    for v in BUNDLED:
+        if v.robustness_bar is not None:
+            verdict = "met" if v.meets_robustness_bar else "below"
+            assert f"worst case {v.robustness_bar:+g}: {verdict} ({v.worst_case:+.1f})" in rows[v.name]
+        if v.meets_bar is False:
+            assert f"{v.bar:+g}: below" in rows[v.name] or f"{v.bar:g}: below" in rows[v.name]
