@@ -312,7 +312,7 @@ def transfer(
 
 
 @app.command()
-@options(Play, "play", without=("act",), envs=5)
+@options(Play, "play", without=("act",), episodes=5, envs=5)
 @options(RobustnessSettings, "settings", eps=REQUIRED)
 def robustness(
     agent: AgentOpt,

@@ -99,7 +99,10 @@ def plot_agreement(rounds: Sequence[dict[str, Any]], path: Path, title: str) -> 
 
 
 def plot_curve(result: dict[str, Any], path: Path) -> None:
-    """One line per attack, the worst-case envelope, the clean score and random play."""
+    """One line per attack through every eps it was measured at (a search's points too), the
+    worst-case envelope, the clean score, random play, the threshold and the bracket in which
+    the agent breaks. Tied attacks draw concentric hollow markers, the first one largest, so none
+    hides under another."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,12 +112,14 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     xs = [0.0] + [row["eps"] * 255 for row in rows]
     clean = result["clean"]["return_mean"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in dict.fromkeys(name for row in rows for name in row["attacks"]):
+    names = list(dict.fromkeys(name for row in rows for name in row["attacks"]))
+    for i, name in enumerate(names):
         ys = [clean] + [row["attacks"].get(name, {}).get("return_mean", np.nan) for row in rows]
-        ax.plot(xs, ys, marker="o", linewidth=1, alpha=0.8, label=name)
+        style = attack_style(name) | {"markersize": max(3.0, 11.0 - 1.6 * i), "markerfacecolor": "none"}
+        ax.plot(xs, ys, linewidth=1, alpha=0.85, label=name, **({"marker": "o"} | style))
     worst = [clean] + [row["worst_case"]["return_mean"] for row in rows]
-    ax.plot(xs, worst, color="black", linewidth=2.5, label="worst case")
-    ax.axhline(clean, color="tab:green", linestyle="--", linewidth=1, label=f"clean {clean:.1f}")
+    ax.plot(xs, worst, label="worst case", **WORST_STYLE)
+    ax.axhline(clean, linewidth=1, label=f"clean {clean:.1f}", **CLEAN_STYLE)
     if result.get("random_return") is not None:
         ax.axhline(
             result["random_return"],
@@ -122,16 +127,21 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
             linestyle=":",
             label=f"random play {result['random_return']:.1f}",
         )
-    if result.get("min_eps") is not None:
-        ax.axvline(
-            result["min_eps"] * 255, color="tab:red", linestyle="-.", label="smallest eps that breaks it"
-        )
+    bracket = result.get("min_eps_bracket")
+    if bracket is not None:
+        ax.axhline(result["threshold"], color="tab:red", linestyle=":", linewidth=1, label="threshold")
+        low, high = bracket[0] * 255, bracket[1] * 255
+        ax.axvspan(low, high, color="tab:red", alpha=0.2, label=f"breaks: {result.get('min_eps_text', '')}")
+        ax.axvline(high, color="tab:red", linestyle="-.", linewidth=1)
+    grid = result.get("auc_grid") or [row["eps"] for row in rows]
     score = "n/a" if result.get("auc") is None else f"{result['auc']:.2f}"
-    ax.set_title(f"{result['agent']} on {result['game']}: robustness curve (area {score})")
-    ax.set_xlabel("eps (gray levels, L-inf)")
-    ax.set_ylabel("mean game score")
+    score += f" over {', '.join(map(gray_levels, grid))}"
+    score += ", the grid's floor" if result.get("auc_at_floor") else ""
+    ax.set_title(f"{result['agent']} on {result['game']}: area {score}", fontsize=10)
+    ax.set_xlabel("eps (gray levels, L-inf: k means k/255)")
+    ax.set_ylabel(f"mean game score ({result['clean']['episodes']} games)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)

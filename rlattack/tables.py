@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from rlattack.grid.store import TransferRecord
     from rlattack.zoo import Victim
 
+from rlattack.intervals import ci_text
 from rlattack.observations import MAX_FRAMES
+from rlattack.plots import gray_levels
 from rlattack.sb3 import Q_VALUE_ALGORITHMS
 
 CUT = f"hit the {MAX_FRAMES:,}-frame cap and were cut off there"
@@ -158,36 +160,65 @@ def transfer_summary(records: Sequence[TransferRecord], title: str) -> Table:
 
 
 def robustness_table(result: dict[str, Any]) -> Table:
-    """Per eps: each attack's mean return, the worst case and the certified action rate."""
+    """Per eps: each attack's mean return with its 95% interval, the worst case with every attack
+    that reaches it, and the certified action rate with its method; the caption holds the area
+    with its grid, the smallest eps that breaks the agent, the certificates' radii and the
+    evidence warnings."""
     names = list(dict.fromkeys(name for row in result["eps"] for name in row["attacks"]))
 
     def returned(summary: dict[str, Any]) -> str:
-        return f"{summary['return_mean']:.2f}" + ("*" if games_cut(summary) else "")
+        cut = "*" if games_cut(summary) else ""
+        return f"{summary['return_mean']:.2f}{cut} {ci_text(summary)}"
 
     cut = games_cut(result["clean"]) + sum(
         games_cut(s) for row in result["eps"] for s in row["attacks"].values()
     )
-    table = Table(title=f"{result['agent']} on {result['game']}: clean {returned(result['clean'])}")
-    for column in ("eps", *names, "worst case", "certified"):
+    clean = result["clean"]
+    method = result.get("certify", {}).get("method", "ibp")
+    table = Table(
+        title=f"{result['agent']} on {result['game']}: clean {returned(clean)}; "
+        f"mean return [95% t-interval] over {clean['episodes']} game{'s' * (clean['episodes'] != 1)} each"
+    )
+    for column in ("eps", *names, "worst case", f"certified ({method})"):
         table.add_column(column, justify="right")
     for row in result["eps"]:
         cells = [returned(row["attacks"][n]) if n in row["attacks"] else "-" for n in names]
         worst = row["worst_case"]
-        eps = f"{row['eps']:g} ({row['eps'] * 255:.3g}/255)"
+        tied = ", ".join(worst.get("attacks_tied") or [worst["attack"]])
+        mark = "" if row.get("listed", True) else " °"
         table.add_row(
-            eps,
+            gray_levels(row["eps"]) + mark,
             *cells,
-            f"{worst['return_mean']:.2f} ({worst['attack']})",
+            f"{worst['return_mean']:.2f} ({tied})",
             percent(row["certified_action_rate"]),
         )
-    area = "n/a" if result["auc"] is None else f"{result['auc']:.3f}"
-    if result["min_eps"] is not None:
-        smallest = f"{result['min_eps']:.5f} ({result['min_eps'] * 255:.3g}/255)"
-    elif result.get("search") is None:
-        smallest = "not searched (--find-eps)"
-    else:
-        smallest = f"none up to {max(r['eps'] for r in result['eps']) * 255:.3g}/255 (the largest eps tried)"
-    table.caption = f"area under the curve {area}; smallest eps that breaks it: {smallest}"
-    if cut:
-        table.caption += f"; * {cut} games {CUT}"
+    table.caption = "; ".join(robustness_caption(result)) + (f"; * {cut} games {CUT}" if cut else "")
     return table
+
+
+def robustness_caption(result: dict[str, Any]) -> list[str]:
+    """The lines under the robustness table: the area and its grid, the smallest eps, the marks,
+    the certificates, and what the figures rest on."""
+    grid = result.get("auc_grid") or [r["eps"] for r in result["eps"]]
+    area = "n/a" if result["auc"] is None else f"{result['auc']:.3f}"
+    lines = [f"area under the curve {area} over eps {', '.join(gray_levels(e) for e in grid)}"]
+    if result.get("auc_at_floor"):
+        lines[0] += " (the grid's floor: broken at every listed eps; compare the eps that breaks it)"
+    lines.append(f"smallest eps that breaks it: {result.get('min_eps_text') or 'not searched (--find-eps)'}")
+    if any(not r.get("listed", True) for r in result["eps"]):
+        lines.append(
+            "° measured, not in this run's --eps (a search point or an earlier run's); not in the area"
+        )
+    certify = result.get("certify", {})
+    radius = certify.get("radius")
+    if radius:
+        cap = f", capped at {gray_levels(radius['cap'])}" if "cap" in radius else ""
+        lines.append(
+            f"certified radius per state ({certify['method']}): median {gray_levels(radius['median'])}, "
+            f"quartiles {gray_levels(radius['q25'])} to {gray_levels(radius['q75'])}{cap}"
+        )
+    if certify.get("smoothed_clean_return") is not None:
+        smoothed = certify["smoothed_clean_return"]
+        lines.append(f"the smoothed policy (sigma {certify['sigma']:g}) plays {smoothed:.2f} clean")
+    lines += result.get("evidence", [])
+    return lines

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rlattack.attacks import MAD, PGD
-from rlattack.certify import certified, margin_lower_bounds, network_layers, propagate
+from rlattack.certify import certified, certified_radius, margin_lower_bounds, network_layers, propagate
 from rlattack.certify.ibp import input_box
 from rlattack.errors import UserInputError
 from rlattack.loading import load_torchscript
@@ -91,6 +91,30 @@ def test_a_batch_is_certified_as_its_samples_one_by_one(tiny_policy) -> None:
     x = torch.rand(9, *tiny_policy.obs_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     together = certified(tiny_policy, x, 0.01, batch_size=4)
     assert together.tolist() == [bool(certified(tiny_policy, x[i : i + 1], 0.01)) for i in range(9)]
+
+
+def test_a_linear_policys_certified_radius_is_its_distance_to_the_boundary() -> None:
+    # two actions, z1 - z0 = w . x + b: the L-inf distance of x to the boundary is |w . x + b| / |w|_1
+    torch.manual_seed(0)
+    net = nn.Linear(12, 2).double()
+    policy = Policy(net, 2, obs_shape=(12,), input_scale=1.0)
+    x = torch.rand(6, 12, dtype=torch.float64) * 0.02 + 0.49  # every ball below stays inside [0, 1]
+    w = net.weight[1] - net.weight[0]
+    distance = ((x @ w + net.bias[1] - net.bias[0]).abs() / w.abs().sum()).detach()
+    high = 0.4
+    found = certified_radius(policy, x, high=high, steps=16)
+    assert torch.all((found - distance.clamp(max=high)).abs() <= high / 2**16)
+
+
+def test_the_radius_agrees_with_the_certified_rate_at_every_eps(tiny_policy) -> None:
+    x = torch.rand(9, *tiny_policy.obs_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    radius = certified_radius(tiny_policy, x, high=0.1, steps=10, batch_size=4)
+    step = 0.1 / 2**10
+    assert certified(tiny_policy, x, 0.0).all() and (radius > 0).any()
+    for i in range(9):  # certified just inside its radius, not just outside it (below the cap)
+        assert certified(tiny_policy, x[i : i + 1], max(float(radius[i]) - step, 0.0)).item()
+        if radius[i] < 0.1:
+            assert not certified(tiny_policy, x[i : i + 1], float(radius[i]) + step).item()
 
 
 def test_a_layer_it_cannot_bound_is_a_clear_error() -> None:

@@ -108,7 +108,7 @@ def test_only_returns_with_games_cut_at_the_cap_are_marked() -> None:
 
 def test_the_robustness_table_marks_returns_with_games_cut_at_the_cap() -> None:
     def summary(mean: float, cut: int) -> dict[str, float]:
-        return {"return_mean": mean, "games_cut": cut}
+        return {"return_mean": mean, "return_std": 1.0, "episodes": 4, "games_cut": cut}
 
     row = {"eps": 1 / 255, "attacks": {"pgd": summary(3.0, 2), "noise": summary(9.0, 0)}}
     row |= {"worst_case": {"attack": "pgd", "return_mean": 3.0}, "certified_action_rate": None}

@@ -4,7 +4,7 @@
 `smoothing`: randomized smoothing of the action over an L2 ball (holds with probability 1 - alpha).
 """
 
-from rlattack.certify.ibp import certified, margin_lower_bounds, propagate
+from rlattack.certify.ibp import certified, certified_radius, margin_lower_bounds, propagate
 from rlattack.certify.layers import network_layers
 from rlattack.certify.smoothing import SmoothedPolicy, SmoothingCertificate, certified_share, certify
 
@@ -12,6 +12,7 @@ __all__ = [
     "SmoothedPolicy",
     "SmoothingCertificate",
     "certified",
+    "certified_radius",
     "certified_share",
     "certify",
     "margin_lower_bounds",

@@ -206,6 +206,15 @@ def certify(
     )
 
 
+def largest_radius_eps(
+    sigma: float, obs_shape: tuple[int, ...], n: int = 1000, alpha: float = 0.001
+) -> float:
+    """The largest radius, in rlattack's eps units, that `certify` can give any state: every one of
+    the n draws votes for the top action, so p_lower = alpha ** (1 / n). At sigma 0.25 and the
+    defaults that is about 0.94 gray levels on an Atari stack: 1/255 is out of reach."""
+    return float(sigma * norm.ppf(alpha ** (1 / n)) / math.sqrt(math.prod(obs_shape)))
+
+
 def certified_share(cert: SmoothingCertificate, radius: float, in_eps: bool = False) -> float:
     """Share of the certificate's states whose smoothed action is certified at L2 radius at least
     `radius` (on the [0, 1] scale; in rlattack's L2 eps units with `in_eps`). Abstentions count

@@ -207,7 +207,7 @@ def run_grid(
             store.write_summary()
             run.computed += 1
             bar.update(1)
-            bar.set_postfix(last=f"{record['summary']['return_mean']:.1f}")
+            bar.set_postfix_str(f"last cell's mean return {record['summary']['return_mean']:.1f}")
 
         try:
             if backend == "ray":

@@ -21,3 +21,10 @@ def area(eps: list[float], worst: list[float], clean: float, random: float) -> f
     xs, ys = xs[order], ys[order]
     trapezoids = np.diff(xs) * (ys[1:] + ys[:-1]) / 2
     return float(trapezoids.sum() / xs[-1]) if xs[-1] > 0 else None
+
+
+def at_floor(worst: list[float], random: float) -> bool:
+    """Every point at or below random play: the area is then the grid's floor (the first
+    trapezoid alone), the same for an agent that plays +1 and one that plays +20, and the eps at
+    which the agent breaks is the figure to compare instead."""
+    return bool(worst) and all(w <= random for w in worst)

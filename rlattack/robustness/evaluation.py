@@ -12,6 +12,7 @@ games seeded apart from the evaluation's, `states` of them; they are kept in `ce
 from __future__ import annotations
 
 import json
+import math
 import sys
 from fractions import Fraction
 from functools import cached_property
@@ -31,7 +32,8 @@ from rlattack.files import write_json
 from rlattack.grid.config import GridConfig
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
-from rlattack.plots import plot_curve
+from rlattack.intervals import evidence_warnings, summary_ci
+from rlattack.plots import gray_levels, plot_curve
 from rlattack.policies import Policy
 from rlattack.robustness import checks
 from rlattack.robustness.attack_set import (
@@ -41,9 +43,9 @@ from rlattack.robustness.attack_set import (
     parse_attack_set,
     surrogate_for,
 )
-from rlattack.robustness.curve import area
+from rlattack.robustness.curve import area, at_floor
 from rlattack.robustness.random_play import random_return
-from rlattack.robustness.search import find_eps
+from rlattack.robustness.search import Search, find_eps
 from rlattack.robustness.settings import EOT_DRAWS, RobustnessSettings
 from rlattack.rollout.evaluate import evaluate
 from rlattack.rollout.watch import Greedy, watch
@@ -52,6 +54,10 @@ STATE_EVERY = 8
 """Certified states are every 8th step of the agent's clean play, so they span whole games."""
 SMOOTHED_DRAWS = 32
 """Noise draws per step of the smoothed policy when it plays for its clean return."""
+SMOOTHING_DRAWS = 1000
+"""Noise draws per state that certify it (Cohen et al.'s n; alpha 0.001)."""
+RADIUS_CAP = 16 / 255
+"""The largest IBP radius searched per state: a radius this large is reported as the cap."""
 LARGE_EPS = 32 / 255
 """The large-eps check's budget, played by APGD-CE where the user's list stops below it."""
 CHECK_STATES = 32
@@ -78,12 +84,16 @@ class RobustnessEvaluation:
         self.games = {"episodes": episodes, "envs": envs, "seeds": [seed], "device": device}
         self.seed, self.progress = seed, progress
         self.names = parse_attack_set(settings.attacks)
+        """the attacks this run plays"""
+        self.reported = [*self.names, *(n for n in self._names_in_out() if n not in self.names)]
+        """the attacks the summary reports: this run's and those an earlier run left in `out`"""
         self.notes: list[str] = []
         self.surrogate = settings.surrogate
-        if self.surrogate is None and {"transfer", "ensemble"} & set(self.names):
+        if self.surrogate is None and {"transfer", "ensemble"} & set(self.reported):
             self.surrogate = surrogate_for(policy, game)
         if self.surrogate is None and "transfer" in self.names:
             self.names.remove("transfer")
+            self.reported.remove("transfer")
             self.notes.append(f"no surrogate for {game} in the zoo: transfer skipped (give --surrogate)")
         if self.surrogate is not None:  # a surrogate of another game is refused before any game
             try:
@@ -93,11 +103,13 @@ class RobustnessEvaluation:
                 raise UserInputError(f"surrogate {self.surrogate}: {e}") from None
         if policy.n_actions < 3 and "apgd-dlr" in self.names:
             self.names.remove("apgd-dlr")
+            self.reported.remove("apgd-dlr")
             self.notes.append(f"{policy.n_actions} actions: apgd-dlr skipped (DLR needs at least 3)")
         self.blind = checks.gradient_unusable(policy, self.states[:8])
         """why gradient attacks cannot run (they are skipped, the black-box ones play), or None"""
         if self.blind is not None:
             self.names = [n for n in self.names if n not in WHITE_BOX]
+            self.reported = [n for n in self.reported if n not in WHITE_BOX]
             self.notes.append(f"{policy.name}: {self.blind}; gradient attacks skipped, black-box ones play")
         if not self.names:
             raise UserInputError("no attack of the set applies to this agent")
@@ -106,6 +118,37 @@ class RobustnessEvaluation:
             from rlattack.certify import certified
 
             certified(policy, self.states[:1], max(settings.budgets))
+        if settings.certify == "smoothing":
+            from rlattack.certify.smoothing import largest_radius_eps
+
+            reach = largest_radius_eps(settings.sigma, policy.obs_shape)
+            if reach < max(settings.budgets):
+                self.notes.append(
+                    f"smoothing at sigma {settings.sigma:g} with {SMOOTHING_DRAWS} draws certifies "
+                    f"at most eps {gray_levels(reach)}: nothing at {gray_levels(max(settings.budgets))} "
+                    "(a larger --sigma reaches further)"
+                )
+
+    def _names_in_out(self) -> list[str]:
+        """The set's attacks of the finished cells in `out` that this agent's games played."""
+        if not (self.out / "cells").is_dir():
+            return []
+        names = (self._name(r["cell"]) for r in ResultStore(self.out).records() if self._ours(r["cell"]))
+        return [n for n in dict.fromkeys(names) if n not in (None, "clean")]
+
+    def _ours(self, cell: dict[str, Any]) -> bool:
+        """A cell of this agent, game, seed and game count."""
+        return (cell["agent"], cell["game"], cell["seed"], cell["episodes"], cell["envs"]) == (
+            self.agent,
+            self.game,
+            self.seed,
+            self.games["episodes"],
+            self.games["envs"],
+        )
+
+    @staticmethod
+    def _name(cell: dict[str, Any]) -> str | None:
+        return "clean" if cell["attack"] == "none" else name_of(cell["attack"], cell["options"])
 
     @cached_property
     def states(self) -> torch.Tensor:
@@ -159,34 +202,39 @@ class RobustnessEvaluation:
             )
 
     def measured(self) -> dict[float, dict[str, dict[str, Any]]]:
-        """The summaries this evaluation's games hold so far, by eps (0: clean) and attack name."""
+        """The summaries this evaluation's games hold so far, by eps (0: clean) and attack name:
+        every finished cell of `out` with this agent's games and this evaluation's settings of
+        its attack (surrogate, EOT, ensemble members), whichever run played it."""
         found: dict[float, dict[str, dict[str, Any]]] = {}
+        self.left_out = 0
         if not (self.out / "cells").is_dir():
             return found
         for record in ResultStore(self.out).records():
             cell = record["cell"]
-            if (cell["agent"], cell["game"], cell["seed"]) != (self.agent, self.game, self.seed):
+            name = self._name(cell)
+            if not self._ours(cell) or name is None or not self._settings_match(name, cell["options"]):
+                self.left_out += 1
                 continue
-            if cell["episodes"] != self.games["episodes"] or cell["envs"] != self.games["envs"]:
-                continue
-            options = cell["options"]
-            name = "clean" if cell["attack"] == "none" else name_of(cell["attack"], options)
-            expected = {} if name in (None, "clean") else self.entry(name)
-            if name is None or any(
-                options.get(k) != expected.get(k) for k in ("surrogate", "eot", "members")
-            ):
-                continue  # another surrogate, EOT or ensemble than this evaluation's
-            if name == "clean" or name in self.names or (name == "apgd-ce" and cell["eps"] == LARGE_EPS):
+            if name == "clean" or name in self.reported:
                 found.setdefault(float(cell["eps"]), {})[name] = record["summary"]
         return found
+
+    def _settings_match(self, name: str, options: dict[str, Any]) -> bool:
+        if name == "clean":
+            return True
+        try:
+            expected = self.entry(name)
+        except UserInputError:  # an attack that needs a surrogate this evaluation has not got
+            return False
+        return all(options.get(k) == expected.get(k) for k in ("surrogate", "eot", "members"))
 
     def run_checks(
         self, rows: list[dict[str, Any]], measured: dict[float, Any], clean: float, random: float
     ) -> list[checks.Check]:
         """Every check of `rlattack.robustness.checks` on this evaluation's policy and games."""
         x = self.states[:CHECK_STATES]
-        white = tuple(n for n in self.names if n in WHITE_BOX)
-        iterative = {n: AttackSpec.parse(**self.entry(n)) for n in white if n not in ("fgsm",)}
+        white = tuple(n for n in self.reported if n in WHITE_BOX)
+        iterative = {n: AttackSpec.parse(**self.entry(n)) for n in self.names if n in white and n != "fgsm"}
         if self.blind is not None:
             iterative = {}
         found = [
@@ -221,14 +269,41 @@ class RobustnessEvaluation:
 
                 rates |= {e: float(certified(self.policy, x, e).float().mean()) for e in missing}
             else:
-                from rlattack.certify import certified_share, certify
+                from rlattack.certify import certified_share
 
-                cert = certify(self.policy, x, s.sigma, seed=self.seed)
-                rates |= {e: certified_share(cert, e, in_eps=True) for e in missing}
+                rates |= {e: certified_share(self._smoothing, e, in_eps=True) for e in missing}
                 kept[key + " smoothed clean return"] = self._smoothed_return()
             kept[key] = {str(e): r for e, r in sorted(rates.items())}
             write_json(path, kept)
         return {e: rates[e] for e in budgets}
+
+    def radius(self) -> dict[str, float] | None:
+        """Quartiles of the per-state certified radius in eps (IBP: the largest eps it proves, up
+        to `RADIUS_CAP`; smoothing: the L2 radius in eps units, 0 where it abstains); kept across
+        runs. How far the states are from being certified, where a rate says only yes or no."""
+        s = self.settings
+        if s.certify == "none":
+            return None
+        path, key = self.out / "certificates.json", self._certificate_key() + " radius"
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+        if key not in kept:
+            if s.certify == "ibp":
+                from rlattack.certify import certified_radius
+
+                found = certified_radius(self.policy, self.states, RADIUS_CAP)
+            else:
+                found = self._smoothing.radius_eps.clamp(min=0)
+            q = torch.quantile(found.double().cpu(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+            kept[key] = {"q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])}
+            kept[key] |= {"cap": RADIUS_CAP} if s.certify == "ibp" else {}
+            write_json(path, kept)
+        return kept[key]
+
+    @cached_property
+    def _smoothing(self) -> Any:
+        from rlattack.certify import certify
+
+        return certify(self.policy, self.states, self.settings.sigma, n=SMOOTHING_DRAWS, seed=self.seed)
 
     def smoothed_return(self) -> float | None:
         """The smoothed policy's own clean return, where smoothing certified the states."""
@@ -273,59 +348,119 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
         evaluation.game, evaluation.games["episodes"], evaluation.games["envs"], evaluation.seed
     )
     threshold = s.threshold if s.threshold is not None else (clean["return_mean"] + random) / 2
-
-    def worst(at: dict[str, dict[str, Any]]) -> tuple[str, float]:
-        name = min((n for n in at if n != "clean"), key=lambda n: at[n]["return_mean"])
-        return name, at[name]["return_mean"]
-
     search = None
     if s.find_eps:
         known = {0.0: clean["return_mean"]}
-        known |= {e: worst(at)[1] for e, at in measured.items() if e > 0 and (e != LARGE_EPS or e in budgets)}
+        known |= {e: worst_case(at)["return_mean"] for e, at in _rows_of(measured, budgets).items()}
         search = find_eps(
-            lambda e: worst(evaluation.run_attacks([e])[e])[1],
+            lambda e: worst_case(evaluation.run_attacks([e])[e])["return_mean"],
             threshold,
             known,
             max(budgets),
             parse_eps(s.tolerance),
         )
         measured = evaluation.measured()
-    rates = evaluation.certificates(budgets)
+    result = summarize(evaluation, measured, search, random, threshold)
+    write_json(evaluation.out / "robustness.json", result)
+    plot_curve(result, evaluation.out / "robustness.png")
+    return result
+
+
+def worst_case(at: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The lowest mean return among the attacks of one eps, with every attack that reaches it
+    (`attack`: the first of them, in the set's order)."""
+    returns = {name: summary["return_mean"] for name, summary in at.items() if name != "clean"}
+    low = min(returns.values())
+    tied = [name for name, r in returns.items() if math.isclose(r, low, rel_tol=0, abs_tol=1e-9)]
+    return {"attack": tied[0], "attacks_tied": tied, "return_mean": low}
+
+
+def _rows_of(measured: dict[float, dict[str, Any]], budgets: list[float]) -> dict[float, dict[str, Any]]:
+    """The measured eps the summary reports: all but clean play and the large-eps check's lone
+    cell (unless asked for)."""
+    return {
+        e: at
+        for e, at in sorted(measured.items())
+        if e > 0 and (e != LARGE_EPS or e in budgets or set(at) - {"apgd-ce"})
+    }
+
+
+def summarize(
+    evaluation: RobustnessEvaluation,
+    measured: dict[float, dict[str, dict[str, Any]]],
+    search: Search | None,
+    random: float,
+    threshold: float,
+) -> dict[str, Any]:
+    """The summary of every finished cell of the evaluation's directory, in the shape of `--json`.
+
+    Rows cover every eps measured there, this run's `--eps` (`listed`), a search's points and an
+    earlier run's eps alike. The area is taken over the listed eps only, and says so (`auc_grid`):
+    an area is comparable only between agents measured on the same grid.
+    """
+    s, budgets = evaluation.settings, evaluation.settings.budgets
+    clean = measured[0.0]["clean"]
+    found = _rows_of(measured, budgets)
+    rates = evaluation.certificates(list(found))
     rows = []
-    for e in budgets:
-        name, value = worst(measured[e])
-        attacks = {n: measured[e][n] for n in evaluation.names}
+    for e, at in found.items():
+        attacks = {n: at[n] for n in evaluation.reported if n in at}
+        worst = worst_case(attacks)
+        lo, hi = summary_ci(at[worst["attack"]])
+        worst |= {"episodes": at[worst["attack"]]["episodes"], "ci95": None if math.isnan(lo) else [lo, hi]}
+        searched = search is not None and e in search.points and e not in budgets
         rows.append(
-            {
-                "eps": e,
-                "attacks": attacks,
-                "worst_case": {"attack": name, "return_mean": value},
-                "certified_action_rate": rates[e],
-            }
+            {"eps": e, "listed": e in budgets, "searched": searched, "attacks": attacks}
+            | {"worst_case": worst, "certified_action_rate": rates[e]}
         )
     found = evaluation.run_checks(rows, measured, clean["return_mean"], random)
     for check in found:
         if not check.passed:
             tqdm.write(f"warning: {check.name}: {check.detail}", file=sys.stderr)
-    result = {
+    listed = [r for r in rows if r["listed"]]
+    worst_listed = [r["worst_case"]["return_mean"] for r in listed]
+    auc = area(budgets, worst_listed, clean["return_mean"], random)
+    floor = auc is not None and at_floor(worst_listed, random)
+    lo, hi = summary_ci(clean)
+    notes = list(evaluation.notes)
+    if evaluation.left_out:
+        notes.append(
+            f"{evaluation.left_out} finished cells in {evaluation.out} are not in this summary: other "
+            "games (--episodes, --envs, --seed) or other attack settings (surrogate, EOT)"
+        )
+    if search is not None:
+        answer = search.text(max(budgets))
+    elif floor:
+        answer = f"at most {gray_levels(budgets[0])} (the smallest listed eps; --find-eps searches below it)"
+    else:
+        answer = "not searched (--find-eps)"
+    evidence = evidence_warnings("the clean return (and each attacked one, on the same starts)", clean)
+    return {
         "agent": evaluation.agent,
         "game": evaluation.game,
         "reliable": all(c.passed for c in found),
         "checks": [c.to_dict() for c in found],
         "surrogate": evaluation.surrogate,
         "eot": evaluation.eot,
-        "notes": evaluation.notes,
-        "clean": clean,
+        "notes": notes,
+        "evidence": evidence,
+        "clean": clean | {"ci95": None if math.isnan(lo) else [lo, hi]},
         "eps": rows,
-        "auc": area(budgets, [r["worst_case"]["return_mean"] for r in rows], clean["return_mean"], random),
+        "auc": auc,
+        "auc_grid": budgets,
+        "auc_at_floor": floor,
         "min_eps": None if search is None else search.eps,
+        "min_eps_bracket": None if search is None else search.bracket,
+        "min_eps_text": answer,
         "random_return": random,
         "threshold": threshold,
         "certify": {"method": s.certify, "states": s.states, "every": STATE_EVERY}
+        | {"radius": evaluation.radius()}
         | (
             {
                 "sigma": s.sigma,
                 "norm": "L2 (rlattack eps units)",
+                "draws": SMOOTHING_DRAWS,
                 "smoothed_clean_return": evaluation.smoothed_return(),
                 "smoothed_draws": SMOOTHED_DRAWS,
             }
@@ -334,11 +469,13 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
         ),
         "search": None
         if search is None
-        else {"evaluations": search.evaluations, "tolerance": search.tolerance},
+        else {
+            "evaluations": search.evaluations,
+            "tolerance": search.tolerance,
+            "floor": search.floor,
+            "points": [{"eps": e, "worst_case": r} for e, r in search.points.items()],
+        },
     }
-    write_json(evaluation.out / "robustness.json", result)
-    plot_curve(result, evaluation.out / "robustness.png")
-    return result
 
 
 def _text(eps: float) -> str | float:
