@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from rlattack.grid.store import TransferRecord
     from rlattack.zoo import Victim
 
-from rlattack.intervals import ci_text
+from rlattack.intervals import summary_ci
 from rlattack.observations import MAX_FRAMES
 from rlattack.plots import gray_levels
 from rlattack.sb3 import Q_VALUE_ALGORITHMS
@@ -168,7 +169,15 @@ def robustness_table(result: dict[str, Any]) -> Table:
 
     def returned(summary: dict[str, Any]) -> str:
         cut = "*" if games_cut(summary) else ""
-        return f"{summary['return_mean']:.2f}{cut} {ci_text(summary)}"
+        lo, hi = summary_ci(summary)
+        ci = (
+            f"[{lo:.1f}, {hi:.1f}]"
+            if not math.isnan(lo)
+            else "(1 game)"
+            if summary["episodes"] < 2
+            else "(alike)"
+        )
+        return f"{summary['return_mean']:.2f}{cut} {ci}"
 
     cut = games_cut(result["clean"]) + sum(
         games_cut(s) for row in result["eps"] for s in row["attacks"].values()
@@ -177,7 +186,8 @@ def robustness_table(result: dict[str, Any]) -> Table:
     method = result.get("certify", {}).get("method", "ibp")
     table = Table(
         title=f"{result['agent']} on {result['game']}: clean {returned(clean)}; "
-        f"mean return [95% t-interval] over {clean['episodes']} game{'s' * (clean['episodes'] != 1)} each"
+        f"mean return [95% t-interval] over {clean['episodes']} game{'s' * (clean['episodes'] != 1)} each "
+        "(alike: every game scored the same, no interval)"
     )
     for column in ("eps", *names, "worst case", f"certified ({method})"):
         table.add_column(column, justify="right")
