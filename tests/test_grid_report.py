@@ -250,10 +250,15 @@ def test_the_report_of_a_robustness_directory_says_what_its_verdict_measured(res
         auc_at_floor=True,
         min_eps=0.5 / 255,
         min_eps_text="between 0.25/255 and 0.5/255",
-        certify={"method": "smoothing", "sigma": 0.25, "smoothed_clean_return": 15.0},
+        certify={
+            "method": "smoothing",
+            "sigma": 0.25,
+            "smoothed_clean_return": 15.0,
+            "radius": {"q25": 0.0, "median": 0.25 / 255, "q75": 0.5 / 255},
+        },
     )
     new["eps"][0]["worst_case"]["attacks_tied"] = ["apgd-ce", "ensemble"]
-    new["eps"][1]["listed"] = False
+    new["eps"][1] |= {"listed": False, "searched": True}
     (results_dir.root / "robustness.json").write_text(json.dumps(new))
     write_report(results_dir.root, tmp_path / "new")
     markdown = (tmp_path / "new" / "report.md").read_text()
@@ -263,4 +268,5 @@ def test_the_report_of_a_robustness_directory_says_what_its_verdict_measured(res
     assert "0.250 over eps 1/255, 3/255 (at the grid's floor" in markdown
     assert "Smallest eps that breaks it: between 0.25/255 and 0.5/255." in markdown
     assert "The smoothed policy's own clean return: 15.00." in markdown
+    assert "Certified radius per state (smoothing): median 0.25/255, quartiles 0/255 to 0.5/255." in markdown
     assert "warning" not in markdown

@@ -142,7 +142,8 @@ def markdown(result: dict[str, Any], escape: Callable[[object], str] = str) -> l
         "|---|---|---|---|",
     ]
     for row in sorted(result["eps"], key=lambda r: r["eps"]):
-        eps = gray_levels(row["eps"]) + ("" if row.get("listed", True) else " (searched)")
+        mark = "" if row.get("listed", True) else " (searched)" if row.get("searched") else " (not in --eps)"
+        eps = gray_levels(row["eps"]) + mark
         lines.append(
             f"| {eps} | {mean_text(worst_summary(row))} | {escape(', '.join(tied(row)))} "
             f"| {certified_text(row)} |"
@@ -153,6 +154,7 @@ def markdown(result: dict[str, Any], escape: Callable[[object], str] = str) -> l
         "comparable.",
         f"Smallest eps that breaks it: {smallest_text(result)}.",
         *_smoothing(result),
+        *_radius(result),
         "",
         "| eps | attack | mean | games | 95% CI | action change |",
         "|---|---|---|---|---|---|",
@@ -170,3 +172,16 @@ def _smoothing(result: dict[str, Any]) -> list[str]:
     """The smoothed policy's own clean return, where smoothing certified."""
     own = (result.get("certify") or {}).get("smoothed_clean_return")
     return [] if own is None else [f"The smoothed policy's own clean return: {own:.2f}."]
+
+
+def _radius(result: dict[str, Any]) -> list[str]:
+    """The per-state certified radius's quartiles, where the file has them."""
+    certify = result.get("certify") or {}
+    r = certify.get("radius")
+    if not r:
+        return []
+    cap = f" (capped at {gray_levels(r['cap'])})" if "cap" in r else ""
+    return [
+        f"Certified radius per state ({certify.get('method', 'ibp')}): median {gray_levels(r['median'])}, "
+        f"quartiles {gray_levels(r['q25'])} to {gray_levels(r['q75'])}{cap}."
+    ]
