@@ -11,13 +11,14 @@ import torch
 from rich.console import Console
 from torch import nn
 
+from rlattack import zoo
 from rlattack.attacks import PGD
 from rlattack.certify.smoothing import largest_radius_eps
 from rlattack.errors import UserInputError
 from rlattack.intervals import evidence_warnings
 from rlattack.plots import plot_curve
 from rlattack.policies import Policy
-from rlattack.robustness.attack_set import ATTACK_SET, grid_entry, name_of, parse_attack_set
+from rlattack.robustness.attack_set import ATTACK_SET, grid_entry, name_of, parse_attack_set, surrogate_for
 from rlattack.robustness.curve import area, at_floor
 from rlattack.robustness.evaluation import worst_case
 from rlattack.robustness.search import find_eps
@@ -279,3 +280,10 @@ def test_a_rerun_merges_every_finished_cell_and_a_search_reports_its_points(
         assert row["worst_case"]["attacks_tied"] == tied and row["worst_case"]["return_mean"] == low
     kept = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json") if p.name in stamps}
     assert kept == stamps  # the first run's cells were not played again
+
+
+def test_the_transfer_surrogate_is_an_undefended_victim_where_one_plays() -> None:
+    # pong-a3c outputs logits, as pong-trpo and the certified-trained pong-distill do: a defended
+    # surrogate's attacks transfer less, so the undefended one is picked
+    assert zoo.victim("pong-distill").defended and not zoo.victim("pong-trpo").defended
+    assert surrogate_for(zoo.load_victim("pong-a3c"), "pong") == "pong-trpo"

@@ -85,6 +85,11 @@ def surrogate_for(policy: Policy, game: str) -> str | None:
         candidate = zoo.load_victim(v.name)
         if weights_digest(candidate) == own:
             continue
-        rank = (candidate.outputs != policy.outputs, not v.meets_bar, "init_from" in v.meta, v.name)
+        rank = (
+            candidate.outputs != policy.outputs,
+            not v.meets_bar,
+            v.defended or "init_from" in v.meta,
+            v.name,
+        )
         found.append((rank, v.name))
     return min(found)[1] if found else None
