@@ -24,6 +24,16 @@ play), then rises linearly to `--eps` over `--ramp` updates, while kappa falls f
 relative to the median gap, capped at 1: half of pong-dqn's states have a gap below 0.011, where
 its choice is close to arbitrary and certifying it would spend capacity on nothing.
 
+With `--soft T` the clean term learns the teacher's outputs instead of its argmax (Rusu et al.
+2016's policy distillation): CE(z(x), softmax(q(x) / T)), q the teacher's outputs (Q-values for
+pong-dqn). A near-tie then asks for both tied actions at about equal odds, where a hard label
+asks for whichever won by 0.001, and the labels stop contradicting each other from state to
+state. The robust term keeps the argmax y: its bounds certify one action. T is in the units of
+the teacher's outputs. For pong-dqn, 0.01 (Rusu et al.'s choice for DQN teachers too) is about
+its median gap of 0.011: a median gap becomes odds of 3 to 1, a gap of 5 medians 150 to 1 (a hard
+label), a gap below 0.003 close to even. Each round's npz keeps the teacher's outputs ("outputs");
+a round saved without them is relabelled by the teacher when loaded and saved again.
+
 After each round: 8 clean games (8 envs, so 8 no-op starts: a greedy Pong player replays one
 cycle per start, and a student can win from some starts and lose every point from others), 2
 games under APGD-CE at `--attack-eps`, and the IBP certified action rate at `--attack-eps` on the
@@ -36,6 +46,7 @@ without them collects a new round with the current student instead.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from pathlib import Path
 
@@ -101,6 +112,9 @@ class Args(CommandArgs):
     weight_cap: float = 1.0
     """the largest weight, in median gaps: above 1, the states where the teacher's choice matters
     most count more than the typical one"""
+    soft: float = 0.0
+    """the temperature of the teacher's soft targets in the clean term, in its output units; 0
+    keeps its argmax (see the module docstring)"""
     threads: int = 1
 
     @field_validator("eps", "attack_eps")
@@ -108,6 +122,14 @@ class Args(CommandArgs):
     def _a_budget(cls, value: str) -> str:
         """Refused before minutes of loading a run's states, not after."""
         parse_eps(value)
+        return value
+
+    @field_validator("soft")
+    @classmethod
+    def _a_temperature(cls, value: float) -> float:
+        """A negative temperature would teach the teacher's worst action."""
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"soft must be a temperature >= 0 (0: hard labels), got {value}")
         return value
 
 
@@ -133,20 +155,27 @@ class AttackedStudent:
             return self.policy(x).argmax(dim=1).numpy()
 
 
-def teacher_labels(teacher: Policy, obs: np.ndarray) -> tuple[Tensor, Tensor]:
-    """(N,) the teacher's greedy actions and the gap between its two best outputs."""
+def teacher_outputs(teacher: Policy, obs: np.ndarray) -> Tensor:
+    """(N, A) the teacher's outputs on uint8 observations, 512 at a time."""
     with torch.no_grad():
-        out = torch.cat(
+        return torch.cat(
             [teacher(torch.as_tensor(o).float() / 255) for o in np.array_split(obs, -(-len(obs) // 512))]
         )
-    top = out.topk(2, dim=1).values
-    return out.argmax(dim=1), top[:, 0] - top[:, 1]
 
 
-def robust_loss(student: Policy, x: Tensor, y: Tensor, eps: float, kappa: float) -> tuple[Tensor, Tensor]:
-    """(N,) per-state loss of the module docstring, and the clean logits."""
+def teacher_labels(outputs: Tensor) -> tuple[Tensor, Tensor]:
+    """(N,) the teacher's greedy actions and the gap between its two best outputs."""
+    top = outputs.topk(2, dim=1).values
+    return outputs.argmax(dim=1), top[:, 0] - top[:, 1]
+
+
+def robust_loss(
+    student: Policy, x: Tensor, y: Tensor, eps: float, kappa: float, target: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """(N,) per-state loss of the module docstring, and the clean logits. `target`, (N, A)
+    probabilities, replaces y in the clean term (`--soft`); the robust term certifies y."""
     logits = student(x)
-    loss = F.cross_entropy(logits, y, reduction="none")
+    loss = F.cross_entropy(logits, y if target is None else target, reduction="none")
     if eps > 0:
         bounds = margin_lower_bounds(network_layers(student), x, eps, y)
         loss = kappa * loss + (1 - kappa) * F.cross_entropy(-bounds, y, reduction="none")
@@ -198,16 +227,34 @@ def collect(args: Args, run: Run, teacher: Policy) -> dict[str, np.ndarray]:
         else AttackedStudent(run.policy, parse_eps(args.attack_eps), args.attacked, seed)
     )
     data = watch(actor, args.game, args.states, envs=8, seed=seed, explore=args.explore, every=args.every)
-    labels, gaps = teacher_labels(teacher, data.obs)
-    return {"obs": data.obs, "labels": labels.numpy(), "gaps": gaps.numpy()}
+    outputs = teacher_outputs(teacher, data.obs)
+    labels, gaps = teacher_labels(outputs)
+    return {"obs": data.obs, "labels": labels.numpy(), "gaps": gaps.numpy(), "outputs": outputs.numpy()}
+
+
+def load_round(path: Path, teacher: Policy) -> dict[str, np.ndarray]:
+    """A round's states; one saved without the teacher's outputs (before `--soft`) gets them from
+    `teacher` and is saved again, by a rename, so a hard link to the old file keeps it as it was."""
+    found = dict(np.load(path))
+    if "outputs" not in found:
+        outputs = teacher_outputs(teacher, found["obs"])
+        agree = (teacher_labels(outputs)[0].numpy() == found["labels"]).mean()
+        if agree < 0.99:  # not all: another thread count may break a tie of 1e-7 the other way
+            raise ValueError(f"{path}: {teacher.name} takes its labels at {agree:.0%} of its states, not all")
+        found["outputs"] = outputs.numpy()
+        atomic_write(path, lambda p: np.savez(p, **found))
+    return found
 
 
 def train(args: Args, run: Run, rounds: list[dict[str, np.ndarray]], ctrl_c: CtrlC) -> tuple[float, float]:
     """The round's remaining updates on every round's training states; the last loss and the
     minibatch accuracy over the round."""
-    obs = torch.as_tensor(np.concatenate([r["obs"][len(r["obs"]) // 10 :] for r in rounds]))
-    labels = torch.as_tensor(np.concatenate([r["labels"][len(r["labels"]) // 10 :] for r in rounds]))
-    gaps = torch.as_tensor(np.concatenate([r["gaps"][len(r["gaps"]) // 10 :] for r in rounds]))
+
+    def training(key: str) -> Tensor:
+        return torch.as_tensor(np.concatenate([r[key][len(r[key]) // 10 :] for r in rounds]))
+
+    obs, labels, gaps = training("obs"), training("labels"), training("gaps")
+    targets = (training("outputs") / args.soft).softmax(dim=1) if args.soft > 0 else None
     weights = (gaps / gaps.median()).clamp(max=args.weight_cap) if args.weight else torch.ones(len(gaps))
     generator = torch.Generator().manual_seed(args.seed * 1_000_003 + run.updates)
     loss_value, hits, seen = float("nan"), 0, 0
@@ -216,7 +263,7 @@ def train(args: Args, run: Run, rounds: list[dict[str, np.ndarray]], ctrl_c: Ctr
         eps, kappa = schedule(args, run.updates)
         idx = torch.randint(len(obs), (args.batch,), generator=generator)
         x, y, w = obs[idx].float() / 255, labels[idx], weights[idx]
-        loss, logits = robust_loss(run.policy, x, y, eps, kappa)
+        loss, logits = robust_loss(run.policy, x, y, eps, kappa, None if targets is None else targets[idx])
         loss = (w * loss).sum() / w.sum()
         run.optimizer.zero_grad()
         loss.backward()
@@ -260,8 +307,9 @@ def main(args: Args) -> None:
         run.load(checkpoint)
     record = run_record(args.run_dir, args, "distill", network=args.network) | {"teacher": args.teacher}
     started, wall_before = time.time(), float(record.get("wall_seconds", 0.0))
-    rounds = [dict(np.load(p)) for p in sorted((args.run_dir / "data").glob("round-*.npz"))]
-    rounds = rounds[: run.round + 1]
+    rounds = [
+        load_round(p, teacher) for p in sorted((args.run_dir / "data").glob("round-*.npz"))[: run.round + 1]
+    ]
 
     def save() -> None:
         run.save(checkpoint)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from agents.distill import Args, Run, robust_loss, schedule
+from agents.distill import Args, Run, load_round, robust_loss, schedule, teacher_labels, teacher_outputs
 from rlattack.networks import small_cnn
 from rlattack.observations import OBS_SHAPE
 from rlattack.policies import Policy
@@ -29,6 +30,58 @@ def test_loss_at_zero_eps_is_cross_entropy_and_the_bound_only_adds(student: Poli
     assert (worst >= clean - 1e-6).all()
     wider, _ = robust_loss(student, x, y, 4 / 255, 0.0)
     assert (wider >= worst - 1e-6).all()
+
+
+@pytest.mark.parametrize("eps", [0.0, 1 / 255])
+def test_soft_targets_at_a_small_temperature_on_a_clear_gap_are_the_hard_label(
+    student: Policy, eps: float
+) -> None:
+    x, y = torch.rand(4, *OBS_SHAPE), torch.tensor([0, 1, 2, 5])
+    q = torch.rand(4, 6) * 0.1
+    q[torch.arange(4), y] = 1.0  # gaps of 0.9 or more, at a temperature of 0.01
+    hard, _ = robust_loss(student, x, y, eps, 0.5)
+    soft, _ = robust_loss(student, x, y, eps, 0.5, (q / 0.01).softmax(dim=1))
+    torch.testing.assert_close(soft, hard)
+
+
+def test_a_tie_asks_for_both_actions_and_the_bound_keeps_the_label(student: Policy) -> None:
+    x, y = torch.rand(2, *OBS_SHAPE), torch.tensor([1, 3])
+    target = torch.zeros(2, 6)
+    target[0, [1, 4]] = target[1, [3, 0]] = 0.5
+    logits = student(x)
+    both = (
+        F.cross_entropy(logits, y, reduction="none")
+        + F.cross_entropy(logits, torch.tensor([4, 0]), reduction="none")
+    ) / 2
+    clean, _ = robust_loss(student, x, y, 0.0, 0.5, target)
+    torch.testing.assert_close(clean, both)
+    hard, _ = robust_loss(student, x, y, 1 / 255, 0.5)
+    soft, _ = robust_loss(student, x, y, 1 / 255, 0.5, target)  # only the clean term moves
+    torch.testing.assert_close(soft - hard, 0.5 * (both - F.cross_entropy(logits, y, reduction="none")))
+
+
+@pytest.mark.parametrize("soft", [-0.01, float("nan"), float("inf")])
+def test_a_bad_temperature_is_refused_with_the_arguments(soft: float) -> None:
+    assert Args(soft=0.0).soft == 0.0 and Args(soft=0.01).soft == 0.01
+    with pytest.raises(ValueError, match="soft must be a temperature >= 0"):
+        Args(soft=soft)
+
+
+def test_a_round_without_the_teachers_outputs_gets_them_and_a_hard_link_keeps_the_old_file(
+    tmp_path: Path, student: Policy
+) -> None:
+    obs = np.random.default_rng(0).integers(0, 256, (5, *OBS_SHAPE), dtype=np.uint8)
+    labels, gaps = teacher_labels(teacher_outputs(student, obs))
+    old, linked = tmp_path / "round-00.npz", tmp_path / "run" / "round-00.npz"
+    np.savez(old, obs=obs, labels=labels.numpy(), gaps=gaps.numpy())
+    linked.parent.mkdir()
+    linked.hardlink_to(old)
+    found = load_round(linked, student)
+    torch.testing.assert_close(torch.as_tensor(found["outputs"]), student(torch.as_tensor(obs).float() / 255))
+    assert "outputs" in np.load(linked) and "outputs" not in np.load(old)
+    np.savez(old, obs=obs, labels=(labels.numpy() + 1) % 6, gaps=gaps.numpy())  # another teacher's
+    with pytest.raises(ValueError, match="takes its labels at 0%"):
+        load_round(old, student)
 
 
 def test_schedule_warms_up_then_ramps() -> None:
