@@ -72,7 +72,7 @@ def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
         "resumed_with": record.get("resumed_with", []),
         "args": record.get("args", {}),
         "note": note,
-    } | {k: record[k] for k in ("recipe", "init_from") if k in record}
+    } | {k: record[k] for k in ("recipe", "init_from", "averaged") if k in record}
     meta["weights_sha256"] = file_sha256(target / "weights.safetensors")  # `load_victim` checks it
     write_json(target / "meta.json", meta)
     return meta
