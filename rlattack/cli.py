@@ -211,7 +211,7 @@ def report(
     out = out or results[0] / "report"
     check_writable(out, "--out", folder=True)
     if len(results) > 1:
-        from rlattack.grid.compare import write_comparison
+        from rlattack.robustness.compare import write_comparison
 
         table, written = write_comparison(results, out)
         print_table(table)

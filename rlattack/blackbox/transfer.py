@@ -20,8 +20,8 @@ from rlattack.attacks.targets import check_target
 from rlattack.envs import make_vector_env
 from rlattack.errors import UserInputError
 from rlattack.files import atomic_write
-from rlattack.grid.report import transfer_figures, transfer_table
 from rlattack.grid.store import ResultStore, TransferRecord, transfer_key
+from rlattack.grid.transfer_report import transfer_figures, transfer_table
 from rlattack.policies import Policy, weights_digest
 from rlattack.rollout.attacker import Act, check_act
 from rlattack.rollout.evaluate import evaluate

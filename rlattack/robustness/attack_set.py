@@ -74,9 +74,9 @@ def _generic(spec: AttackSpec) -> AttackSpec:
 
 def surrogate_for(policy: Policy, game: str) -> str | None:
     """The zoo victim to craft transfer attacks on: one of `game` that is not `policy` (by weights
-    digest), preferring one that outputs the same kind of values, meets its clean bar and was not
-    trained to resist attacks (a defended surrogate's attacks transfer less); None if the zoo has
-    none for the game."""
+    digest), preferring one that outputs the same kind of values, was not trained to resist attacks
+    (a defended surrogate's attacks transfer less), meets its clean bar and is not fine-tuned from
+    another; None if the zoo has none for the game."""
     own = weights_digest(policy)
     found = []
     for v in zoo.victims():
@@ -87,8 +87,9 @@ def surrogate_for(policy: Policy, game: str) -> str | None:
             continue
         rank = (
             candidate.outputs != policy.outputs,
+            v.defended,
             not v.meets_bar,
-            v.defended or "init_from" in v.meta,
+            "init_from" in v.meta,
             v.name,
         )
         found.append((rank, v.name))

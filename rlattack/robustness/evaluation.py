@@ -6,12 +6,12 @@ The games go through a grid (`rlattack.grid`) written into the output directory:
 and env splits for every attack, one record per finished (attack, eps) cell, so an interrupted
 evaluation continues where it stopped and `rlattack report DIR` draws it. Certificates are taken
 on states of the agent's own clean play (SA-DQN and RADIAL report them so): every 8th step of
-games seeded apart from the evaluation's, `states` of them; they are kept in `certificates.json`.
+games seeded apart from the evaluation's, `states` of them; they are kept in `certificates.json`
+(`rlattack.robustness.kept_certificates`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from fractions import Fraction
@@ -43,23 +43,20 @@ from rlattack.robustness.attack_set import (
     parse_attack_set,
     surrogate_for,
 )
-from rlattack.robustness.curve import area, at_floor
+from rlattack.robustness.kept_certificates import KeptCertificates
 from rlattack.robustness.random_play import random_return
 from rlattack.robustness.search import Search, find_eps
-from rlattack.robustness.settings import EOT_DRAWS, RobustnessSettings
-from rlattack.rollout.evaluate import evaluate
+from rlattack.robustness.settings import (
+    EOT_DRAWS,
+    LARGE_EPS,
+    SMOOTHED_DRAWS,
+    SMOOTHING_DRAWS,
+    STATE_EVERY,
+    RobustnessSettings,
+)
+from rlattack.robustness.summary import area_and_answer, rows_of, summary_rows, worst_case
 from rlattack.rollout.watch import Greedy, watch
 
-STATE_EVERY = 8
-"""Certified states are every 8th step of the agent's clean play, so they span whole games."""
-SMOOTHED_DRAWS = 32
-"""Noise draws per step of the smoothed policy when it plays for its clean return."""
-SMOOTHING_DRAWS = 1000
-"""Noise draws per state that certify it (Cohen et al.'s n; alpha 0.001)."""
-RADIUS_CAP = 16 / 255
-"""The largest IBP radius searched per state: a radius this large is reported as the cap."""
-LARGE_EPS = 32 / 255
-"""The large-eps check's budget, played by APGD-CE where the user's list stops below it."""
 CHECK_STATES = 32
 """States of the agent's clean play that the checks on the policy look at."""
 
@@ -114,6 +111,9 @@ class RobustnessEvaluation:
         if not self.names:
             raise UserInputError("no attack of the set applies to this agent")
         self.eot = settings.eot or (EOT_DRAWS if is_randomized(policy, self.states[:8]) else 1)
+        play = (game, episodes, envs, seed, progress)
+        self.certified = KeptCertificates(policy, lambda: self.states, settings, out, play)
+        """the certificates on the agent's clean play, kept in `out` across runs"""
         if settings.certify == "ibp":  # a network IBP cannot bound is refused before any game
             from rlattack.certify import certified
 
@@ -253,76 +253,6 @@ class RobustnessEvaluation:
             found.append(checks.convergence_check(self.policy, x, row["eps"], iterative, self.seed, self.eot))
         return found
 
-    def certificates(self, budgets: list[float]) -> dict[float, float | None]:
-        """The certified action rate at each eps on the agent's clean play; kept across runs."""
-        s = self.settings
-        if s.certify == "none":
-            return dict.fromkeys(budgets)
-        path, key = self.out / "certificates.json", self._certificate_key()
-        kept = json.loads(path.read_text()) if path.is_file() else {}
-        rates = {float(e): r for e, r in kept.get(key, {}).items()}
-        missing = [e for e in budgets if e not in rates]
-        if missing:
-            x = self.states
-            if s.certify == "ibp":
-                from rlattack.certify import certified
-
-                rates |= {e: float(certified(self.policy, x, e).float().mean()) for e in missing}
-            else:
-                from rlattack.certify import certified_share
-
-                rates |= {e: certified_share(self._smoothing, e, in_eps=True) for e in missing}
-                kept[key + " smoothed clean return"] = self._smoothed_return()
-            kept[key] = {str(e): r for e, r in sorted(rates.items())}
-            write_json(path, kept)
-        return {e: rates[e] for e in budgets}
-
-    def radius(self) -> dict[str, float] | None:
-        """Quartiles of the per-state certified radius in eps (IBP: the largest eps it proves, up
-        to `RADIUS_CAP`; smoothing: the L2 radius in eps units, 0 where it abstains); kept across
-        runs. How far the states are from being certified, where a rate says only yes or no."""
-        s = self.settings
-        if s.certify == "none":
-            return None
-        path, key = self.out / "certificates.json", self._certificate_key() + " radius"
-        kept = json.loads(path.read_text()) if path.is_file() else {}
-        if key not in kept:
-            if s.certify == "ibp":
-                from rlattack.certify import certified_radius
-
-                found = certified_radius(self.policy, self.states, RADIUS_CAP)
-            else:
-                found = self._smoothing.radius_eps.clamp(min=0)
-            q = torch.quantile(found.double().cpu(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-            kept[key] = {"q25": float(q[0]), "median": float(q[1]), "q75": float(q[2])}
-            kept[key] |= {"cap": RADIUS_CAP} if s.certify == "ibp" else {}
-            write_json(path, kept)
-        return kept[key]
-
-    @cached_property
-    def _smoothing(self) -> Any:
-        from rlattack.certify import certify
-
-        return certify(self.policy, self.states, self.settings.sigma, n=SMOOTHING_DRAWS, seed=self.seed)
-
-    def smoothed_return(self) -> float | None:
-        """The smoothed policy's own clean return, where smoothing certified the states."""
-        path = self.out / "certificates.json"
-        kept = json.loads(path.read_text()) if path.is_file() else {}
-        return kept.get(self._certificate_key() + " smoothed clean return")
-
-    def _certificate_key(self) -> str:
-        """What a kept certificate depends on: the method, the states and the noise."""
-        s = self.settings
-        return json.dumps({"method": s.certify, "states": s.states, "seed": self.seed, "sigma": s.sigma})
-
-    def _smoothed_return(self) -> float:
-        from rlattack.certify import SmoothedPolicy
-
-        smoothed = SmoothedPolicy(self.policy, self.settings.sigma, n=SMOOTHED_DRAWS, seed=self.seed)
-        games = (self.games["episodes"], self.games["envs"], self.seed, self.progress)
-        return evaluate(smoothed, self.game, None, None, *games).summary["return_mean"]
-
     def _clean_states(self) -> torch.Tensor:
         seed = self.seed + 2_000_000  # games apart from those the attacks play
         data = watch(
@@ -351,7 +281,7 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
     search = None
     if s.find_eps:
         known = {0.0: clean["return_mean"]}
-        known |= {e: worst_case(at)["return_mean"] for e, at in _rows_of(measured, budgets).items()}
+        known |= {e: worst_case(at)["return_mean"] for e, at in rows_of(measured, budgets).items()}
         search = find_eps(
             lambda e: worst_case(evaluation.run_attacks([e])[e])["return_mean"],
             threshold,
@@ -364,25 +294,6 @@ def evaluate_robustness(evaluation: RobustnessEvaluation) -> dict[str, Any]:
     write_json(evaluation.out / "robustness.json", result)
     plot_curve(result, evaluation.out / "robustness.png")
     return result
-
-
-def worst_case(at: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The lowest mean return among the attacks of one eps, with every attack that reaches it
-    (`attack`: the first of them, in the set's order)."""
-    returns = {name: summary["return_mean"] for name, summary in at.items() if name != "clean"}
-    low = min(returns.values())
-    tied = [name for name, r in returns.items() if math.isclose(r, low, rel_tol=0, abs_tol=1e-9)]
-    return {"attack": tied[0], "attacks_tied": tied, "return_mean": low}
-
-
-def _rows_of(measured: dict[float, dict[str, Any]], budgets: list[float]) -> dict[float, dict[str, Any]]:
-    """The measured eps the summary reports: all but clean play and the large-eps check's lone
-    cell (unless asked for)."""
-    return {
-        e: at
-        for e, at in sorted(measured.items())
-        if e > 0 and (e != LARGE_EPS or e in budgets or set(at) - {"apgd-ce"})
-    }
 
 
 def summarize(
@@ -400,27 +311,14 @@ def summarize(
     """
     s, budgets = evaluation.settings, evaluation.settings.budgets
     clean = measured[0.0]["clean"]
-    found = _rows_of(measured, budgets)
-    rates = evaluation.certificates(list(found))
-    rows = []
-    for e, at in found.items():
-        attacks = {n: at[n] for n in evaluation.reported if n in at}
-        worst = worst_case(attacks)
-        lo, hi = summary_ci(at[worst["attack"]])
-        worst |= {"episodes": at[worst["attack"]]["episodes"], "ci95": None if math.isnan(lo) else [lo, hi]}
-        searched = search is not None and e in search.points and e not in budgets
-        rows.append(
-            {"eps": e, "listed": e in budgets, "searched": searched, "attacks": attacks}
-            | {"worst_case": worst, "certified_action_rate": rates[e]}
-        )
+    found = rows_of(measured, budgets)
+    rates = evaluation.certified.rates(list(found))
+    searched = [] if search is None else list(search.points)
+    rows = summary_rows(found, evaluation.reported, budgets, searched, rates)
     found = evaluation.run_checks(rows, measured, clean["return_mean"], random)
     for check in found:
         if not check.passed:
             tqdm.write(f"warning: {check.name}: {check.detail}", file=sys.stderr)
-    listed = [r for r in rows if r["listed"]]
-    worst_listed = [r["worst_case"]["return_mean"] for r in listed]
-    auc = area(budgets, worst_listed, clean["return_mean"], random)
-    floor = auc is not None and at_floor(worst_listed, random)
     lo, hi = summary_ci(clean)
     notes = list(evaluation.notes)
     if evaluation.left_out:
@@ -428,12 +326,6 @@ def summarize(
             f"{evaluation.left_out} finished cells in {evaluation.out} are not in this summary: other "
             "games (--episodes, --envs, --seed) or other attack settings (surrogate, EOT)"
         )
-    if search is not None:
-        answer = search.text(max(budgets))
-    elif floor:
-        answer = f"at most {gray_levels(budgets[0])} (the smallest listed eps; --find-eps searches below it)"
-    else:
-        answer = "not searched (--find-eps)"
     evidence = evidence_warnings("the clean return (and each attacked one, on the same starts)", clean)
     return {
         "agent": evaluation.agent,
@@ -446,22 +338,17 @@ def summarize(
         "evidence": evidence,
         "clean": clean | {"ci95": None if math.isnan(lo) else [lo, hi]},
         "eps": rows,
-        "auc": auc,
-        "auc_grid": budgets,
-        "auc_at_floor": floor,
-        "min_eps": None if search is None else search.eps,
-        "min_eps_bracket": None if search is None else search.bracket,
-        "min_eps_text": answer,
+        **area_and_answer(rows, budgets, clean["return_mean"], random, search),
         "random_return": random,
         "threshold": threshold,
         "certify": {"method": s.certify, "states": s.states, "every": STATE_EVERY}
-        | {"radius": evaluation.radius()}
+        | {"radius": evaluation.certified.radius()}
         | (
             {
                 "sigma": s.sigma,
                 "norm": "L2 (rlattack eps units)",
                 "draws": SMOOTHING_DRAWS,
-                "smoothed_clean_return": evaluation.smoothed_return(),
+                "smoothed_clean_return": evaluation.certified.smoothed_return(),
                 "smoothed_draws": SMOOTHED_DRAWS,
             }
             if s.certify == "smoothing"

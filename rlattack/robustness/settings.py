@@ -11,6 +11,14 @@ from rlattack.robustness.attack_set import DEFAULT_SET, parse_attack_set
 
 EOT_DRAWS = 8
 """Draws per gradient where the policy's outputs are random and no --eot is given."""
+STATE_EVERY = 8
+"""Certified states are every 8th step of the agent's clean play, so they span whole games."""
+SMOOTHED_DRAWS = 32
+"""Noise draws per step of the smoothed policy when it plays for its clean return."""
+SMOOTHING_DRAWS = 1000
+"""Noise draws per state that certify it (Cohen et al.'s n; alpha 0.001)."""
+LARGE_EPS = 32 / 255
+"""The large-eps check's budget, played by APGD-CE where the user's list stops below it."""
 
 
 class RobustnessSettings(BaseModel):

@@ -2,7 +2,7 @@
 
 What a user does with two models: their worst-case curves on one axis (eps in gray levels, each
 agent's clean score at 0, one colour per agent), and a table of what each verdict measured
-(`rlattack.grid.verdict`): clean mean with its games and CI, worst case per eps with every attack
+(`rlattack.robustness.verdict`): clean mean with its games and CI, worst case per eps with every attack
 tied at it, certified rate with its method, area with its eps grid. Areas over different grids
 are not comparable, and the comparison says so.
 """
@@ -17,9 +17,9 @@ import matplotlib
 from rich.table import Table
 
 from rlattack.files import atomic_write
-from rlattack.grid import verdict
-from rlattack.grid.report import md
+from rlattack.grid.markdown import md
 from rlattack.plots import gray_levels
+from rlattack.robustness import verdict
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after choosing the file-only backend
