@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rlattack.robustness.compare import grid_note, read_verdicts
 from rlattack.intervals import ci_text
+from rlattack.robustness.compare import grid_note, read_verdicts
 from tests.test_cli import run
 from tests.test_grid_report import PNG, summary, verdict
 
