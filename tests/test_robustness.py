@@ -81,6 +81,7 @@ def test_robustness_from_the_command_line_resumes_and_writes_its_json(
     out, summary = tmp_path / "out", tmp_path / "summary.json"
     args = ["robustness", "--agent", tiny_atari_agent, "--game", "pong", "--eps", "1/255", "--eps", "4/255"]
     args += ["--episodes", "1", "--envs", "1", "--states", "40", "--out", str(out), "--no-progress"]
+    args += ["--attacks", "pgd,mad,momentum,pgd-margin,noise"]
     assert run(monkeypatch, *args, "--json", str(summary)) == 0
     result = json.loads(summary.read_text())
     assert {"clean", "eps", "auc", "min_eps"} <= result.keys() and result["min_eps"] is None
@@ -92,7 +93,7 @@ def test_robustness_from_the_command_line_resumes_and_writes_its_json(
         assert row["attacks"][row["worst_case"]["attack"]]["return_mean"] == worst["return_mean"]
     assert result["eps"][0]["certified_action_rate"] >= result["eps"][1]["certified_action_rate"]
     cells = sorted((out / "cells").glob("*.json"))
-    assert len(cells) == 1 + 5 * 2 and (out / "robustness.png").stat().st_size > 0
+    assert len(cells) == 1 + 5 * 2 + 1 and (out / "robustness.png").stat().st_size > 0  # + APGD-CE at 32/255
     stamps = [p.stat().st_mtime_ns for p in cells]
     assert run(monkeypatch, *args) == 0  # again: every cell kept, none played again
     assert [p.stat().st_mtime_ns for p in sorted((out / "cells").glob("*.json"))] == stamps
