@@ -37,6 +37,12 @@ def summary_ci(summary: dict[str, Any], level: float = LEVEL) -> tuple[float, fl
     return _t_interval(mean, float(summary["return_std"]) * math.sqrt(n / (n - 1)), n, level)
 
 
+def ci_pair(summary: dict[str, Any]) -> list[float] | None:
+    """The interval of `summary_ci` as the JSON keeps it: [lo, hi], or None where there is none."""
+    lo, hi = summary_ci(summary)
+    return None if math.isnan(lo) else [lo, hi]
+
+
 def ci_text(summary: dict[str, Any], digits: int = 1) -> str:
     """`[lo, hi]`, or why there is none: one game, or every game alike."""
     lo, hi = summary_ci(summary)

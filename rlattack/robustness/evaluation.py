@@ -12,7 +12,6 @@ games seeded apart from the evaluation's, `states` of them; they are kept in `ce
 
 from __future__ import annotations
 
-import math
 import sys
 from fractions import Fraction
 from functools import cached_property
@@ -32,7 +31,7 @@ from rlattack.files import write_json
 from rlattack.grid.config import GridConfig
 from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
-from rlattack.intervals import evidence_warnings, summary_ci
+from rlattack.intervals import ci_pair, evidence_warnings
 from rlattack.plots import gray_levels, plot_curve
 from rlattack.policies import Policy
 from rlattack.robustness import checks
@@ -319,7 +318,6 @@ def summarize(
     for check in found:
         if not check.passed:
             tqdm.write(f"warning: {check.name}: {check.detail}", file=sys.stderr)
-    lo, hi = summary_ci(clean)
     notes = list(evaluation.notes)
     if evaluation.left_out:
         notes.append(
@@ -336,7 +334,7 @@ def summarize(
         "eot": evaluation.eot,
         "notes": notes,
         "evidence": evidence,
-        "clean": clean | {"ci95": None if math.isnan(lo) else [lo, hi]},
+        "clean": clean | {"ci95": ci_pair(clean)},
         "eps": rows,
         **area_and_answer(rows, budgets, clean["return_mean"], random, search),
         "random_return": random,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rlattack.intervals import summary_ci
+from rlattack.intervals import ci_pair
 from rlattack.plots import gray_levels
 from rlattack.robustness.curve import area, at_floor
 from rlattack.robustness.search import Search
@@ -45,8 +45,7 @@ def summary_rows(
     for e, at in found.items():
         attacks = {n: at[n] for n in reported if n in at}
         worst = worst_case(attacks)
-        lo, hi = summary_ci(at[worst["attack"]])
-        worst |= {"episodes": at[worst["attack"]]["episodes"], "ci95": None if math.isnan(lo) else [lo, hi]}
+        worst |= {"episodes": at[worst["attack"]]["episodes"], "ci95": ci_pair(at[worst["attack"]])}
         rows.append(
             {"eps": e, "listed": e in budgets, "searched": e in searched and e not in budgets}
             | {"attacks": attacks, "worst_case": worst, "certified_action_rate": rates[e]}
