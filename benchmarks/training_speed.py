@@ -1,6 +1,6 @@
 """Training throughput of the A3C and TRPO recipes on Pong, on this machine's CPU, in one run.
 
-    python benchmarks/training_speed.py [--rollouts 200] [--trpo-updates 3] [--threads 2]
+    python benchmarks/training_speed.py [--rollouts 200] [--trpo-updates 10] [--threads 2]
 
 A3C (one torch thread): the loss and backward pass of a 20-step rollout, run once over the batch
 (what a worker does) against the graph built step by step as the rollout is played (the same
@@ -116,7 +116,7 @@ def own_trpo_rate(updates: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rollouts", type=int, default=200, help="A3C rollouts timed per variant")
-    parser.add_argument("--trpo-updates", type=int, default=3, help="TRPO rollouts timed per recipe")
+    parser.add_argument("--trpo-updates", type=int, default=10, help="TRPO rollouts timed per recipe")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of both TRPO recipes")
     args = parser.parse_args()
     torch.set_num_threads(1)
