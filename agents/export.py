@@ -1,6 +1,7 @@
 """Turn a training run into a bundled zoo victim, its clean score measured by `rlattack eval`.
 
     python -m agents.export --run-dir runs/pong-dqn --name pong-dqn --episodes 10
+    python -m agents.export --run-dir runs/pong-trpo --snapshot 5000000 --name pong-trpo
 
 Copies the weights and the learning curve, writes `meta.json` from the run record (with the
 weights' sha256, which loading checks), then runs `rlattack eval --agent NAME --attack none` on
@@ -13,6 +14,7 @@ without touching its weights. Either way `agents/zoo/curves.png` is drawn again.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -36,6 +38,9 @@ class Args(CommandArgs):
     """zoo name of the victim, e.g. pong-dqn"""
     run_dir: Path | None = None
     """training run folder with weights.safetensors and run.json (not with `--score-only`)"""
+    snapshot: int | None = None
+    """bundle the run's snapshot at this many steps (`snapshots/weights-STEPS.safetensors` and
+    `snapshots/run-STEPS.json`, written by agents.trpo) instead of its last weights"""
     episodes: int = 10
     """whole games for the clean score"""
     envs: int = 5
@@ -47,16 +52,31 @@ class Args(CommandArgs):
     """keep the bundled weights and metadata (`--run-dir` is not read), measure the scores again"""
 
 
-def bundle(run_dir: Path, target: Path, note: str = "") -> dict[str, Any]:
+def bundle(run_dir: Path, target: Path, note: str = "", snapshot: int | None = None) -> dict[str, Any]:
     """Copy a run's weights and learning curve into the victim folder `target` and write its
-    `meta.json` from the run record (no clean score yet); returns the metadata."""
-    record = json.loads((run_dir / "run.json").read_text())
+    `meta.json` from the run record (no clean score yet); returns the metadata.
+
+    With `snapshot`, the weights and record are those saved at that step and the curve is cut
+    there, so the victim's history stops where its weights do."""
+    weights, record_path = run_dir / "weights.safetensors", run_dir / "run.json"
+    if snapshot is not None:
+        weights = run_dir / "snapshots" / f"weights-{snapshot}.safetensors"
+        record_path = run_dir / "snapshots" / f"run-{snapshot}.json"
+        for path in (weights, record_path):
+            if not path.exists():
+                saved = sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("snapshots/run-*.json"))
+                raise UserInputError(f"no {path}; the run has snapshots with records at {saved or 'no step'}")
+    record = json.loads(record_path.read_text())
     env = make_vector_env(record["game"], 1)
     n_actions = int(env.single_action_space.n)
     env.close()
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run_dir / "weights.safetensors", target / "weights.safetensors")
-    shutil.copyfile(run_dir / "curve.csv", target / "curve.csv")  # score of every training game
+    shutil.copyfile(weights, target / "weights.safetensors")
+    with (run_dir / "curve.csv").open(newline="") as f:  # score of every training game
+        rows = list(csv.reader(f))
+    kept = [row for row in rows[1:] if int(row[0]) <= record["timesteps"]]
+    with (target / "curve.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *kept])
     meta = {
         "game": record["game"],
         "algorithm": record["algorithm"],
@@ -86,7 +106,9 @@ def clean_score(name: str, episodes: int, envs: int, act: str) -> dict[str, Any]
         command += ["--act", act]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "clean.json"
-        subprocess.run([*command, "--json", str(out), "--no-progress"], check=True, stdout=sys.stderr)
+        # This interpreter's rlattack, whether or not its venv is on PATH.
+        argv = [sys.executable, "-m", *command, "--json", str(out), "--no-progress"]
+        subprocess.run(argv, check=True, stdout=sys.stderr)
         summary = json.loads(out.read_text())["summary"]
     return {
         "return_mean": summary["return_mean"],
@@ -99,14 +121,14 @@ def clean_score(name: str, episodes: int, envs: int, act: str) -> dict[str, Any]
 def main(args: Args) -> None:
     target = ZOO / args.name
     if args.score_only:
-        if args.run_dir is not None:
-            raise UserInputError("--score-only keeps the bundled weights: leave out --run-dir")
+        if args.run_dir is not None or args.snapshot is not None:
+            raise UserInputError("--score-only keeps the bundled weights: leave out --run-dir and --snapshot")
         meta = dict(victim(args.name).meta)  # an unknown name is refused with the known ones
         meta["note"] = args.note or meta.get("note", "")
     elif args.run_dir is None:
         raise UserInputError("--run-dir is needed to bundle a run (or --score-only to re-measure a victim)")
     else:
-        meta = bundle(args.run_dir, target, args.note)
+        meta = bundle(args.run_dir, target, args.note, args.snapshot)
     meta["clean_score"] = clean_score(args.name, args.episodes, args.envs, "greedy")
     if meta["algorithm"] not in Q_VALUE_ALGORITHMS:
         meta["clean_score_sampled"] = clean_score(args.name, args.episodes, args.envs, "sample")

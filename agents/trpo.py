@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,9 @@ class Args(RunArgs):
     """transitions per critic gradient step: 32 Adam steps per rollout of 2,048 (a batch of 64
     costs less per transition on the CPU than one of 256)"""
     snapshots: bool = True
-    """also keep the weights of every checkpoint as `snapshots/weights-STEPS.safetensors`: greedy
-    play swings from checkpoint to checkpoint, and a victim is chosen among them"""
+    """also keep the weights and run record of every checkpoint as `snapshots/weights-STEPS.safetensors`
+    and `snapshots/run-STEPS.json`: greedy play swings from checkpoint to checkpoint, and a victim
+    is chosen among them (`agents.export --snapshot STEPS`)"""
 
 
 def build_model(game: str, obs_shape: tuple[int, ...], n_actions: int) -> ActorCritic:
@@ -380,6 +382,9 @@ def main(args: Args) -> None:
             else:
                 save_weights(model, path)
         log.save(trainer.timesteps)
+        if args.snapshots:  # the record at this step, so that `agents.export --snapshot` can bundle it
+            snapshot_record = args.run_dir / "snapshots" / f"run-{trainer.timesteps}.json"
+            shutil.copyfile(args.run_dir / "run.json", snapshot_record)
 
     last_saved = start
     with CtrlC() as ctrl_c:

@@ -275,6 +275,31 @@ def test_a_cell_is_played_again_when_its_agent_holds_other_weights(tmp_path, tin
     assert list(pd.read_csv(out / "summary.csv").weights) == [json.loads(record.read_text())["weights"]]
 
 
+def test_a_transfer_cell_is_played_again_when_its_surrogate_holds_other_weights(
+    tmp_path, tiny_atari_agent
+) -> None:
+    surrogate = tmp_path / "surrogate.pt"
+    surrogate.write_bytes(Path(tiny_atari_agent[len("torch:") :]).read_bytes())
+    transfer = {"name": "fgsm", "surrogate": f"torch:{surrogate}"}
+    config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=[transfer], eps=[0.01], envs=1)
+    out = tmp_path / "out"
+    run_grid(config, out, progress=False)
+    (record,) = finished_records(out)
+    before = json.loads(record.read_text())
+    assert before["surrogate_weights"] == weights_digest(load_torchscript(str(surrogate)))
+    assert run_grid(config, out, progress=False).skipped == 1
+    net = torch.jit.load(str(surrogate))
+    with torch.no_grad():
+        next(net.parameters()).mul_(-1.0)  # the surrogate trained further; the victim is unchanged
+    net.save(str(surrogate))
+    grid_run._policy.cache_clear()
+    again = run_grid(config, out, progress=False)
+    assert (again.computed, again.replayed) == (1, 1)
+    after = json.loads(record.read_text())
+    assert after["weights"] == before["weights"] and after["surrogate_weights"] != before["surrogate_weights"]
+    assert (out / "cells" / "superseded" / f"{record.stem}-{before['weights']}.json").is_file()
+
+
 def test_zoo_names_not_bundled_yet_are_left_out_only_when_asked(tmp_path, tiny_atari_agent) -> None:
     later = "chopper-command-ppo-s9"  # a name the zoo may hold one day
     config = write_config(tmp_path / "grid.yaml", tiny_atari_agent, attacks=["none"], episodes=1, envs=1)

@@ -28,6 +28,7 @@ from agents.natural_gradient import (
     surrogate_and_kl,
     unflatten,
 )
+from rlattack.errors import UserInputError
 from rlattack.observations import OBS_SHAPE
 from rlattack.zoo import load_victim
 
@@ -239,6 +240,8 @@ def test_atari_run_loads_through_the_zoo_resumes_and_continues_a_victim(tmp_path
     assert {p.name for p in (run_dir / "snapshots").iterdir()} == {
         "weights-32.safetensors",
         "weights-64.safetensors",
+        "run-32.json",
+        "run-64.json",
     }
     record = json.loads((run_dir / "run.json").read_text())
     assert record["algorithm"] == "trpo" and record["command"].startswith("python -m agents.trpo")
@@ -254,6 +257,19 @@ def test_atari_run_loads_through_the_zoo_resumes_and_continues_a_victim(tmp_path
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     with torch.no_grad():
         assert torch.allclose(victim(X), trpo.policy_of(model)(X), atol=1e-5)
+
+    # A snapshot bundles the weights and record saved at its step, and the games played up to it.
+    with (run_dir / "curve.csv").open("a", newline="") as f:
+        csv.writer(f).writerows([[20, 80, -21.0, 20], [50, 200, -20.0, 30]])
+    meta = bundle(run_dir, tmp_path / "snapshot", snapshot=32)
+    assert meta["timesteps"] == 32 and meta["frames"] == 4 * 32
+    bundled = load_file(str(tmp_path / "snapshot" / "weights.safetensors"))
+    saved = load_file(str(run_dir / "snapshots" / "weights-32.safetensors"))
+    assert bundled.keys() == saved.keys() and all(torch.equal(bundled[k], saved[k]) for k in saved)
+    with (tmp_path / "snapshot" / "curve.csv").open(newline="") as f:
+        assert [row["timesteps"] for row in csv.DictReader(f)] == ["20"]
+    with pytest.raises(UserInputError, match=r"snapshots with records at \[32, 64\]"):
+        bundle(run_dir, tmp_path / "nowhere", snapshot=48)
 
     # Re-running continues from the checkpoint: weights, the critic's Adam statistics, the steps.
     assert any(k.startswith("critic_adam.") and k.endswith(".exp_avg_sq") for k in state)

@@ -3,8 +3,9 @@
 Each cell is one batched `evaluate(...)` call (K envs, one attack call per step), seeded by the
 cell's seed exactly as `rlattack eval --seed S` is, so a cell repeats `eval` with the same
 options. Re-running a grid skips every cell whose record exists and was measured on the weights
-its agent holds now (`weights_digest`), on any backend (`local`: one cell after another in this
-process; `ray`: cells as Ray tasks, records still written here by this process only).
+its agent, and the surrogate it crafts on, hold now (`weights_digest`), on any backend (`local`:
+one cell after another in this process; `ray`: cells as Ray tasks, records still written here by
+this process only).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def run_cell(
                     f"agent {cell.agent} holds other weights on this worker than where the grid started"
                 )
         attack = cell.spec.build(cell.seed)
+        surrogates = [] if attack is None else attack.surrogates()
         schedule = parse_schedule(cell.schedule, cell.seed)
         games = (cell.episodes, cell.envs, cell.seed)
         result = evaluate(policy, cell.game, attack, schedule, *games, progress=False, act=cell.act)
@@ -113,6 +115,7 @@ def run_cell(
         "cell": cell.model_dump(mode="json"),
         **result.to_dict(),
         "weights": digest,
+        "surrogate_weights": weights_digest(surrogates[0]) if surrogates else None,
         "device": str(policy.device),
         "threads": threads,
         "code": code_version(),
@@ -131,7 +134,8 @@ class GridRun:
     skipped: int
     computed: int
     replayed: int = 0
-    """cells computed again: their record was measured on weights the agent no longer holds"""
+    """cells computed again: their record was measured on weights the agent (or its surrogate) no
+    longer holds"""
     left_out: list[str] = field(default_factory=list)
     """zoo names of the config that are not bundled yet (`skip_missing`)"""
 
@@ -189,15 +193,27 @@ def run_grid(
     resolve_device(device)
     if backend == "ray":
         require_ray()
-    # A name can hold other weights later (a victim trained further): its cells play again.
+    # A name can hold other weights later (a victim trained further): its cells play again, and so
+    # do the cells that craft on it as a surrogate.
     digests = {agent: weights_digest(policy_of(agent)) for agent in {c.agent for c in cells}}
+    surrogates = {c.spec.surrogate for c in cells if c.spec.surrogate is not None}
+    surrogate_digests = {name: weights_digest(policy_of(name)) for name in surrogates}
+
+    def stale(cell: Cell) -> bool:
+        if cell.id not in done:
+            return True
+        weights, surrogate = done[cell.id]
+        # A record from before surrogates were recorded is kept: what it crafted on is unknown.
+        now = surrogate_digests.get(cell.spec.surrogate) if cell.spec.surrogate else None
+        return weights != digests[cell.agent] or (surrogate is not None and surrogate != now)
+
     with store.lock():
         done = store.finished()  # reads every record: a damaged one refuses the run before it writes
         info = _run_info(store, grid, store.root / name, backend, device, extend, left_out, bool(done))
         atomic_write(store.root / name, lambda p: p.write_text(text))
         store.write_run_info(info)
         store.write_summary()
-        pending = [c for c in cells if done.get(c.id) != digests[c.agent]]
+        pending = [c for c in cells if stale(c)]
         replayed = sum(c.id in done for c in pending)
         run = GridRun(store, cells, len(cells) - len(pending), 0, replayed, left_out)
         bar = tqdm(total=len(cells), initial=run.skipped, unit="cell", disable=not progress)

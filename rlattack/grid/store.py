@@ -5,7 +5,7 @@ Layout of `DIR`:
     config.yaml|.toml    the grid config as the user wrote it (last run)
     run.json             the validated grid, the code version, and one entry per invocation
     cells/<id>.json      one record per finished cell, written atomically (temp file + rename)
-    cells/superseded/    records replaced because their agent now holds other weights
+    cells/superseded/    records replaced because their agent or surrogate now holds other weights
     summary.csv          one row per record, rebuilt from `cells/` after every finished cell
     summary.parquet      the same table, typed
     transfer/*.json      transfer results (`TransferRecord`), one file per source/target pair
@@ -14,8 +14,8 @@ Layout of `DIR`:
 
 A record only appears once its cell has finished, so an interrupted run loses at most the cells
 in flight; the next run skips every id in `cells/` whose record was measured on the weights its
-agent holds now. One process at a time may write to `DIR` (an advisory lock), so two runs of the
-same grid cannot compute a cell twice.
+agent (and its surrogate, if any) holds now. One process at a time may write to `DIR` (an
+advisory lock), so two runs of the same grid cannot compute a cell twice.
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ class CellRecord(BaseModel):
     episodes: list[GameRecord] = Field(min_length=1)
     weights: str | None = None
     """`weights_digest` of the agent it was measured with"""
+    surrogate_weights: str | None = None
+    """`weights_digest` of the surrogate a transfer or ensemble cell crafted on (None: the cell
+    has none, or its record predates this field)"""
     device: str | None = None
     threads: int | None = None
     code: dict[str, Any] = {}
@@ -224,13 +227,14 @@ class ResultStore:
         finally:
             held.release()
 
-    def finished(self) -> dict[str, str | None]:
-        """Finished cell ids, each with the `weights_digest` it was measured with (None: unrecorded)."""
-        return {record["id"]: record.get("weights") for record in self.records()}
+    def finished(self) -> dict[str, tuple[str | None, str | None]]:
+        """Finished cell ids, each with the `weights_digest` of its agent and of its surrogate it
+        was measured with (None: unrecorded, or no surrogate)."""
+        return {r["id"]: (r.get("weights"), r.get("surrogate_weights")) for r in self.records()}
 
     def save(self, record: dict[str, Any]) -> None:
-        """Store a finished cell; a record it replaces (measured on weights the agent no longer
-        holds) moves to `cells/superseded/ID-DIGEST.json`, so nothing finished is lost."""
+        """Store a finished cell; a record it replaces (measured on weights the agent or its
+        surrogate no longer holds) moves to `cells/superseded/ID-DIGEST.json`, so nothing finished is lost."""
         path = self.cells / f"{record['id']}.json"
         if path.is_file():
             _supersede(path, _read_record(path).get("weights") or "unknown")
