@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from statistics import NormalDist
 
 import pytest
@@ -15,6 +16,7 @@ from rlattack import zoo
 from rlattack.attacks import PGD
 from rlattack.certify.smoothing import largest_radius_eps
 from rlattack.errors import UserInputError
+from rlattack.grid import run as grid_run
 from rlattack.intervals import evidence_warnings
 from rlattack.plots import plot_curve
 from rlattack.policies import Policy
@@ -281,6 +283,28 @@ def test_a_rerun_merges_every_finished_cell_and_a_search_reports_its_points(
         assert row["worst_case"]["attacks_tied"] == tied and row["worst_case"]["return_mean"] == low
     kept = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json") if p.name in stamps}
     assert kept == stamps  # the first run's cells were not played again
+
+
+def test_records_of_weights_the_agent_no_longer_holds_are_left_out_of_its_verdict(
+    monkeypatch, tiny_atari_agent, tmp_path
+) -> None:
+    agent = tmp_path / "agent.pt"
+    agent.write_bytes(Path(tiny_atari_agent[len("torch:") :]).read_bytes())
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    args = ["robustness", "--agent", f"torch:{agent}", "--game", "pong", "--episodes", "1", "--envs", "1"]
+    args += ["--eps", "1/255", "--states", "8", "--out", str(out), "--json", str(summary), "--no-progress"]
+    assert run(monkeypatch, *args, "--attacks", "noise") == 0
+    net = torch.jit.load(str(agent))
+    with torch.no_grad():
+        next(net.parameters()).mul_(-1.0)  # trained further under the same name
+    net.save(str(agent))
+    grid_run._policy.cache_clear()
+    assert run(monkeypatch, *args, "--attacks", "fgsm") == 0
+    (row,) = json.loads(summary.read_text())["eps"]
+    assert set(row["attacks"]) == {"fgsm"}  # the noise record is of the old weights: not played again
+    assert any(
+        "weights the agent no longer holds" in note for note in json.loads(summary.read_text())["notes"]
+    )
 
 
 def test_the_transfer_surrogate_is_an_undefended_victim_where_one_plays() -> None:

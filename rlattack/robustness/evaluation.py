@@ -33,7 +33,7 @@ from rlattack.grid.run import run_grid
 from rlattack.grid.store import ResultStore
 from rlattack.intervals import ci_pair, evidence_warnings
 from rlattack.plots import gray_levels, plot_curve
-from rlattack.policies import Policy
+from rlattack.policies import Policy, weights_digest
 from rlattack.robustness import checks
 from rlattack.robustness.attack_set import (
     WHITE_BOX,
@@ -132,8 +132,19 @@ class RobustnessEvaluation:
         """The set's attacks of the finished cells in `out` that this agent's games played."""
         if not (self.out / "cells").is_dir():
             return []
-        names = (self._name(r["cell"]) for r in ResultStore(self.out).records() if self._ours(r["cell"]))
+        records = ResultStore(self.out).records()
+        names = (self._name(r["cell"]) for r in records if self._ours(r["cell"]) and self._current(r))
         return [n for n in dict.fromkeys(names) if n not in (None, "clean")]
+
+    @cached_property
+    def digest(self) -> str:
+        return weights_digest(self.policy)
+
+    def _current(self, record: dict[str, Any]) -> bool:
+        """Measured on the weights the agent holds now (a record without a digest is taken as it
+        is): a victim trained further under the same name leaves behind records of its old
+        weights, of attacks an earlier set played that this run does not play again."""
+        return record.get("weights") in (None, self.digest)
 
     def _ours(self, cell: dict[str, Any]) -> bool:
         """A cell of this agent, game, seed and game count."""
@@ -211,7 +222,8 @@ class RobustnessEvaluation:
         for record in ResultStore(self.out).records():
             cell = record["cell"]
             name = self._name(cell)
-            if not self._ours(cell) or name is None or not self._settings_match(name, cell["options"]):
+            ours = self._ours(cell) and self._current(record)
+            if not ours or name is None or not self._settings_match(name, cell["options"]):
                 self.left_out += 1
                 continue
             if name == "clean" or name in self.reported:
@@ -322,7 +334,8 @@ def summarize(
     if evaluation.left_out:
         notes.append(
             f"{evaluation.left_out} finished cells in {evaluation.out} are not in this summary: other "
-            "games (--episodes, --envs, --seed) or other attack settings (surrogate, EOT)"
+            "games (--episodes, --envs, --seed), other attack settings (surrogate, EOT) or weights "
+            "the agent no longer holds"
         )
     evidence = evidence_warnings("the clean return (and each attacked one, on the same starts)", clean)
     return {
