@@ -72,11 +72,13 @@ def bundle(run_dir: Path, target: Path, note: str = "", snapshot: int | None = N
     env.close()
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, target / "weights.safetensors")
-    with (run_dir / "curve.csv").open(newline="") as f:  # score of every training game
-        rows = list(csv.reader(f))
-    kept = [row for row in rows[1:] if int(row[0]) <= record["timesteps"]]
-    with (target / "curve.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([rows[0], *kept])
+    if snapshot is None:
+        shutil.copyfile(run_dir / "curve.csv", target / "curve.csv")  # score of every training game
+    else:  # the games played up to the snapshot's step
+        with (run_dir / "curve.csv").open(newline="") as f:
+            rows = list(csv.reader(f))
+        with (target / "curve.csv").open("w", newline="") as f:
+            csv.writer(f).writerows([rows[0], *(row for row in rows[1:] if int(row[0]) <= snapshot)])
     meta = {
         "game": record["game"],
         "algorithm": record["algorithm"],
