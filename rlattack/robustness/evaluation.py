@@ -132,29 +132,27 @@ class RobustnessEvaluation:
         """The set's attacks of the finished cells in `out` that this agent's games played."""
         if not (self.out / "cells").is_dir():
             return []
-        records = ResultStore(self.out).records()
-        names = (self._name(r["cell"]) for r in records if self._ours(r["cell"]) and self._current(r))
+        names = (self._name(r["cell"]) for r in ResultStore(self.out).records() if self._ours(r))
         return [n for n in dict.fromkeys(names) if n not in (None, "clean")]
 
     @cached_property
     def digest(self) -> str:
         return weights_digest(self.policy)
 
-    def _current(self, record: dict[str, Any]) -> bool:
-        """Measured on the weights the agent holds now (a record without a digest is taken as it
-        is): a victim trained further under the same name leaves behind records of its old
-        weights, of attacks an earlier set played that this run does not play again."""
-        return record.get("weights") in (None, self.digest)
-
-    def _ours(self, cell: dict[str, Any]) -> bool:
-        """A cell of this agent, game, seed and game count."""
-        return (cell["agent"], cell["game"], cell["seed"], cell["episodes"], cell["envs"]) == (
+    def _ours(self, record: dict[str, Any]) -> bool:
+        """A record of this agent, game, seed and game count, measured on the weights the agent
+        holds now (a record without a digest is taken as it is): a victim trained further under
+        the same name leaves behind records of its old weights, of attacks an earlier set played
+        that this run does not play again."""
+        cell = record["cell"]
+        ours = (cell["agent"], cell["game"], cell["seed"], cell["episodes"], cell["envs"]) == (
             self.agent,
             self.game,
             self.seed,
             self.games["episodes"],
             self.games["envs"],
         )
+        return ours and record.get("weights") in (None, self.digest)
 
     @staticmethod
     def _name(cell: dict[str, Any]) -> str | None:
@@ -222,8 +220,7 @@ class RobustnessEvaluation:
         for record in ResultStore(self.out).records():
             cell = record["cell"]
             name = self._name(cell)
-            ours = self._ours(cell) and self._current(record)
-            if not ours or name is None or not self._settings_match(name, cell["options"]):
+            if not self._ours(record) or name is None or not self._settings_match(name, cell["options"]):
                 self.left_out += 1
                 continue
             if name == "clean" or name in self.reported:
